@@ -1,0 +1,40 @@
+/*
+ * Result codes shared by the adjudication core and everything built on it, and
+ * the fixed-size error record that validation fills in.
+ */
+#ifndef CLAIMD_CORE_ERROR_H
+#define CLAIMD_CORE_ERROR_H
+
+#ifdef __GNUC__
+#define CLAIMD_MUSTCHECK __attribute__((warn_unused_result))
+#else
+#define CLAIMD_MUSTCHECK
+#endif
+
+/*
+ * 0 means success; every failure is negative. Core codes live below -1000 so
+ * that they never collide with negated errno values used by the server.
+ */
+enum claimd_rc {
+    CLAIMD_OK        = 0,
+    CLAIMD_EINVAL    = -1001, /* an input is malformed or out of range */
+    CLAIMD_ENOPOLICY = -1002, /* no policy version is in force on the day */
+    CLAIMD_EFUTURE   = -1003, /* the incident lies after today (Japan) */
+    CLAIMD_ECAPACITY = -1004, /* a fixed bound (history, batch) would be exceeded */
+};
+
+/**
+ * What failed in a validation, all three strings static: the member's name (or
+ * "" for the whole object), the stable lower_snake reason code and a sentence
+ * for humans. Filled by the core, never allocated.
+ */
+struct claimd_error {
+    const char *field;
+    const char *code;
+    const char *message;
+};
+
+/** The stable name of a result code ("ok", "invalid", "no_policy_in_force", ...). */
+const char *claimd_rc_name(int rc);
+
+#endif
