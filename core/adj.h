@@ -21,6 +21,8 @@
 #define ADJ_HISTORY_MAX 4096
 /** At most this many claims are decided in one batch. */
 #define ADJ_BATCH_MAX 1000
+/** Longest device model name, in bytes. */
+#define ADJ_MODEL_MAX 64
 /** Largest repair estimate a claim may carry, in yen. */
 #define ADJ_ESTIMATE_MAX 10000000
 
@@ -83,6 +85,7 @@ struct adj_device {
     bool present;
     char imei[IMEI_LEN];
     enum device_os os;
+    char model[ADJ_MODEL_MAX + 1]; /* NUL-terminated; not a rule input */
     date_t release_date;
     date_t registered_on;
     enum adj_purchase purchased_from;

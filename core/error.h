@@ -16,10 +16,10 @@
  * that they never collide with negated errno values used by the server.
  */
 enum claimd_rc {
-    CLAIMD_OK        = 0,
-    CLAIMD_EINVAL    = -1001, /* an input is malformed or out of range */
+    CLAIMD_OK = 0,
+    CLAIMD_EINVAL = -1001,    /* an input is malformed or out of range */
     CLAIMD_ENOPOLICY = -1002, /* no policy version is in force on the day */
-    CLAIMD_EFUTURE   = -1003, /* the incident lies after today (Japan) */
+    CLAIMD_EFUTURE = -1003,   /* the incident lies after today (Japan) */
     CLAIMD_ECAPACITY = -1004, /* a fixed bound (history, batch) would be exceeded */
 };
 
@@ -33,6 +33,13 @@ struct claimd_error {
     const char *code;
     const char *message;
 };
+
+/**
+ * Fills err (when not NULL) and returns rc, so a refusal is one statement:
+ * return claimd_error_set(err, CLAIMD_EINVAL, "imei", "invalid_imei", "...").
+ */
+int claimd_error_set(struct claimd_error *err, int rc, const char *field, const char *code,
+                     const char *message);
 
 /** The stable name of a result code ("ok", "invalid", "no_policy_in_force", ...). */
 const char *claimd_rc_name(int rc);

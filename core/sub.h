@@ -23,20 +23,20 @@
 enum sub_verdict {
     SUB_OK = 0,
     SUB_REPEAT,
-    SUB_DATE_BEFORE_APPLICATION,   /* 422 */
-    SUB_ALREADY_ACTIVATED,         /* 409 */
-    SUB_ALREADY_CANCELLED,         /* 409 */
-    SUB_INVALID_IMEI,              /* 400 */
-    SUB_OPTION_NOT_ENROLLED,       /* 422 */
-    SUB_OPTION_CANCELLED,          /* 422 */
-    SUB_NOT_ACTIVATED,             /* 422 */
+    SUB_DATE_BEFORE_APPLICATION,        /* 422 */
+    SUB_ALREADY_ACTIVATED,              /* 409 */
+    SUB_ALREADY_CANCELLED,              /* 409 */
+    SUB_INVALID_IMEI,                   /* 400 */
+    SUB_OPTION_NOT_ENROLLED,            /* 422 */
+    SUB_OPTION_CANCELLED,               /* 422 */
+    SUB_NOT_ACTIVATED,                  /* 422 */
     SUB_REGISTRATION_BEFORE_ACTIVATION, /* 422 */
-    SUB_REGISTRATION_WINDOW_CLOSED, /* 422 */
-    SUB_CARRIER_PURCHASED_DEVICE,  /* 422 */
-    SUB_DEVICE_ALREADY_REGISTERED, /* 409 */
-    SUB_REENROLLMENT_FORBIDDEN,    /* 422 */
-    SUB_IMEI_IN_USE,               /* 409 */
-    SUB_NO_POLICY_IN_FORCE,        /* 422 */
+    SUB_REGISTRATION_WINDOW_CLOSED,     /* 422 */
+    SUB_CARRIER_PURCHASED_DEVICE,       /* 422 */
+    SUB_DEVICE_ALREADY_REGISTERED,      /* 409 */
+    SUB_REENROLLMENT_FORBIDDEN,         /* 422 */
+    SUB_IMEI_IN_USE,                    /* 409 */
+    SUB_NO_POLICY_IN_FORCE,             /* 422 */
     SUB_VERDICT_COUNT
 };
 
@@ -74,9 +74,9 @@ enum sub_verdict sub_check_register(const struct policy_set *ps, const struct ad
                                     const struct sub_imei_facts *facts);
 
 enum sub_option_status {
-    SUB_OPTION_NONE = 0,
-    SUB_OPTION_ACTIVE,
-    SUB_OPTION_CANCELLED,
+    SUB_OPT_NONE = 0,
+    SUB_OPT_ACTIVE,
+    SUB_OPT_CANCELLED,
 };
 
 const char *sub_option_status_name(enum sub_option_status s);
