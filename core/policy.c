@@ -142,21 +142,37 @@ const struct policy *policy_find(const struct policy_set *s, const char *name, s
     return NULL;
 }
 
+/* Floor division of a possibly negative month count by 12. */
+static int floor_div12(int months)
+{
+    return months >= 0 ? months / 12 : -((-months + 11) / 12);
+}
+
+/* The day `day` of month/year, clamped to the month's last day. */
+static date_t clamped(int year, int month, int day)
+{
+    int last = date_days_in_month(year, month);
+    return date_from_ymd(year, month, day < last ? day : last);
+}
+
 /*
  * Contract years are computed from applied_on each time (never by stepping
  * from the previous anniversary), so that a start on the 29th/31st keeps its
- * day in the months that have it.
+ * day in the months that have it. k = floor(months / 12) is exact unless d
+ * falls in the anniversary's month before its day; then it is one less.
  */
 static struct window contract_year_of(date_t applied_on, date_t d)
 {
-    int months = date_months_between(applied_on, d);
-    int k = months >= 0 ? months / 12 : -((-months + 11) / 12);
-    while (date_add_months(applied_on, 12 * k) > d)
+    int ay, am, ad, y, m, dd;
+    date_to_ymd(applied_on, &ay, &am, &ad);
+    date_to_ymd(d, &y, &m, &dd);
+    int k = floor_div12((y * 12 + m) - (ay * 12 + am));
+    date_t start = clamped(ay + k, am, ad);
+    if (start > d) {
         k--;
-    while (date_add_months(applied_on, 12 * (k + 1)) <= d)
-        k++;
-    struct window w = {date_add_months(applied_on, 12 * k),
-                       date_add_months(applied_on, 12 * (k + 1)) - 1};
+        start = clamped(ay + k, am, ad);
+    }
+    struct window w = {start, clamped(ay + k + 1, am, ad) - 1};
     return w;
 }
 
