@@ -16,6 +16,16 @@ const char *claimd_rc_name(int rc)
         return "incident_in_future";
     case CLAIMD_ECAPACITY:
         return "capacity_exceeded";
+    case CLAIMD_EUNAVAIL:
+        return "database_unavailable";
+    case CLAIMD_EOVERLOAD:
+        return "overloaded";
+    case CLAIMD_ENOTFOUND:
+        return "not_found";
+    case CLAIMD_ECONFLICT:
+        return "conflict";
+    case CLAIMD_EDB:
+        return "database_error";
     default:
         return "unknown";
     }

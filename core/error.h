@@ -21,6 +21,12 @@ enum claimd_rc {
     CLAIMD_ENOPOLICY = -1002, /* no policy version is in force on the day */
     CLAIMD_EFUTURE = -1003,   /* the incident lies after today (Japan) */
     CLAIMD_ECAPACITY = -1004, /* a fixed bound (history, batch) would be exceeded */
+    /* Codes the core never returns, raised by the layers around it. */
+    CLAIMD_EUNAVAIL = -1005,  /* the database cannot be reached */
+    CLAIMD_EOVERLOAD = -1006, /* a bounded queue is full */
+    CLAIMD_ENOTFOUND = -1007, /* a referenced object does not exist */
+    CLAIMD_ECONFLICT = -1008, /* an identifier is taken by something else */
+    CLAIMD_EDB = -1009,       /* the database answered something unexpected */
 };
 
 /**
