@@ -190,7 +190,7 @@ static int64_t next_exchange_fee(const struct sub_state *st, const struct adj_de
     const struct policy *p = st->policy;
     if (st->option_status != SUB_OPT_ACTIVE || st->uses >= p->max_uses)
         return -1;
-    if (dev->present && dev->os == DEVICE_OS_IOS && !p->ios_exchange)
+    if (!dev->present || (dev->os == DEVICE_OS_IOS && !p->ios_exchange))
         return -1;
     int32_t last = p->exchange_fee_count - 1;
     return p->exchange_fees[exchanges < last ? exchanges : last];

@@ -88,7 +88,10 @@ struct sub_state {
     struct window window;
     int32_t uses;
     int32_t uses_remaining;
-    int64_t next_exchange_fee; /* -1 when no exchange could be approved */
+    /* -1 when no exchange could be approved: the option is not active on the
+     * day, the window is full, no device is registered, or the device is an
+     * iOS one under a version without ios_exchange. */
+    int64_t next_exchange_fee;
     int64_t monthly_fee;
     int32_t free_month_count;
     date_t free_months[POLICY_FREE_MONTHS_MAX]; /* first day of each free month */
