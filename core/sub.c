@@ -24,10 +24,13 @@ static const char *const verdict_names[SUB_VERDICT_COUNT] = {
     "reenrollment_forbidden",
     "imei_in_use",
     "no_policy_in_force",
+    "duplicate_subscription",
+    "option_only_at_application",
+    "claim_denied",
 };
 
 static const short verdict_status[SUB_VERDICT_COUNT] = {
-    200, 200, 422, 409, 409, 400, 422, 422, 422, 422, 422, 422, 409, 422, 409, 422,
+    200, 200, 422, 409, 409, 400, 422, 422, 422, 422, 422, 422, 409, 422, 409, 422, 409, 409, 409,
 };
 
 static const char *const option_status_names[] = {"none", "active", "cancelled"};
@@ -56,6 +59,26 @@ enum sub_verdict sub_check_create(const struct adj_subscription *s)
     if (s->activated_on != DATE_NONE && s->activated_on < s->applied_on)
         return SUB_DATE_BEFORE_APPLICATION;
     return SUB_OK;
+}
+
+enum sub_verdict sub_check_create_again(const struct adj_subscription *stored,
+                                        const struct adj_subscription *req)
+{
+    bool same = stored->option == req->option && stored->applied_on == req->applied_on &&
+                stored->activated_on == req->activated_on;
+    return same ? SUB_REPEAT : SUB_DUPLICATE_SUBSCRIPTION;
+}
+
+enum sub_verdict sub_check_add_option(const struct adj_subscription *s)
+{
+    return SUB_OPTION_ONLY_AT_APPLICATION;
+}
+
+enum sub_verdict sub_check_withdraw(enum adj_status status, bool withdrawn)
+{
+    if (status != ADJ_STATUS_APPROVED)
+        return SUB_CLAIM_DENIED;
+    return withdrawn ? SUB_REPEAT : SUB_OK;
 }
 
 enum sub_verdict sub_check_activate(const struct adj_subscription *s, date_t d)

@@ -37,6 +37,9 @@ enum sub_verdict {
     SUB_REENROLLMENT_FORBIDDEN,         /* 422 */
     SUB_IMEI_IN_USE,                    /* 409 */
     SUB_NO_POLICY_IN_FORCE,             /* 422 */
+    SUB_DUPLICATE_SUBSCRIPTION,         /* 409 */
+    SUB_OPTION_ONLY_AT_APPLICATION,     /* 409 */
+    SUB_CLAIM_DENIED,                   /* 409 */
     SUB_VERDICT_COUNT
 };
 
@@ -57,6 +60,24 @@ int sub_verdict_http_status(enum sub_verdict v);
  * before applied_on.
  */
 enum sub_verdict sub_check_create(const struct adj_subscription *s);
+
+/**
+ * A creation whose subscription_ref is taken by `stored`: SUB_REPEAT when the
+ * request carries exactly the stored dates and option (an omitted
+ * activated_on matches only a subscription never activated), otherwise
+ * SUB_DUPLICATE_SUBSCRIPTION.
+ */
+enum sub_verdict sub_check_create_again(const struct adj_subscription *stored,
+                                        const struct adj_subscription *req);
+
+/** Adding the option after application: always SUB_OPTION_ONLY_AT_APPLICATION. */
+enum sub_verdict sub_check_add_option(const struct adj_subscription *s);
+
+/**
+ * Withdrawal of a claim: SUB_OK for an approved claim, SUB_REPEAT when it is
+ * withdrawn already, SUB_CLAIM_DENIED for a denial.
+ */
+enum sub_verdict sub_check_withdraw(enum adj_status status, bool withdrawn);
 
 /** Activation on day d: SUB_OK, SUB_REPEAT or a refusal. */
 enum sub_verdict sub_check_activate(const struct adj_subscription *s, date_t d);
