@@ -33,11 +33,43 @@ static const char *const purchase_names[] = {"other", "carrier"};
  * Validation
  * ------------------------------------------------------------------------ */
 
-static int damage_ok(const struct adj_claim *c)
+/* damage is given exactly for physical damage; a missing one is missing_field. */
+static int check_damage(const struct adj_claim *c, struct claimd_error *err)
 {
-    if (c->cause == ADJ_CAUSE_NATURAL_FAILURE)
-        return c->damage == ADJ_DAMAGE_NONE;
-    return c->damage >= ADJ_DAMAGE_SCREEN && c->damage <= ADJ_DAMAGE_OTHER;
+    if (c->cause == ADJ_CAUSE_NATURAL_FAILURE) {
+        if (c->damage != ADJ_DAMAGE_NONE)
+            return claimd_error_set(err, CLAIMD_EINVAL, "damage", "invalid_field",
+                                    "damage is refused for natural_failure");
+        return CLAIMD_OK;
+    }
+    if (c->damage == ADJ_DAMAGE_NONE)
+        return claimd_error_set(err, CLAIMD_EINVAL, "damage", "missing_field",
+                                "damage is required for physical_damage");
+    if (c->damage < ADJ_DAMAGE_SCREEN || c->damage > ADJ_DAMAGE_OTHER)
+        return claimd_error_set(err, CLAIMD_EINVAL, "damage", "invalid_field",
+                                "damage is not a known damage");
+    return CLAIMD_OK;
+}
+
+/* An estimate (-1 when absent) goes with a repair and never with an exchange. */
+static int check_estimate(const struct adj_claim *c, struct claimd_error *err)
+{
+    if (c->remedy == ADJ_REMEDY_REPAIR) {
+        if (c->repair_estimate == -1)
+            return claimd_error_set(err, CLAIMD_EINVAL, "repair_estimate", "missing_field",
+                                    "repair_estimate is required for a repair");
+        if (c->repair_estimate < 0 || c->repair_estimate > ADJ_ESTIMATE_MAX)
+            return claimd_error_set(err, CLAIMD_EINVAL, "repair_estimate", "invalid_field",
+                                    "repair_estimate must be 0-10000000 yen");
+        return CLAIMD_OK;
+    }
+    if (c->remedy != ADJ_REMEDY_EXCHANGE)
+        return claimd_error_set(err, CLAIMD_EINVAL, "remedy", "invalid_field",
+                                "remedy is not a known remedy");
+    if (c->repair_estimate != -1)
+        return claimd_error_set(err, CLAIMD_EINVAL, "repair_estimate", "invalid_field",
+                                "repair_estimate is refused for an exchange");
+    return CLAIMD_OK;
 }
 
 int adj_claim_validate(const struct adj_claim *c, struct claimd_error *err)
@@ -51,22 +83,8 @@ int adj_claim_validate(const struct adj_claim *c, struct claimd_error *err)
     if (c->cause != ADJ_CAUSE_NATURAL_FAILURE && c->cause != ADJ_CAUSE_PHYSICAL_DAMAGE)
         return claimd_error_set(err, CLAIMD_EINVAL, "cause", "invalid_field",
                                 "cause is not a known cause");
-    if (!damage_ok(c))
-        return claimd_error_set(err, CLAIMD_EINVAL, "damage", "invalid_field",
-                                "damage is required for physical_damage and refused otherwise");
-    if (c->remedy == ADJ_REMEDY_REPAIR) {
-        if (c->repair_estimate < 0 || c->repair_estimate > ADJ_ESTIMATE_MAX)
-            return claimd_error_set(err, CLAIMD_EINVAL, "repair_estimate", "invalid_field",
-                                    "repair_estimate must be 0-10000000 yen for a repair");
-    } else if (c->remedy == ADJ_REMEDY_EXCHANGE) {
-        if (c->repair_estimate != -1)
-            return claimd_error_set(err, CLAIMD_EINVAL, "repair_estimate", "invalid_field",
-                                    "repair_estimate is refused for an exchange");
-    } else {
-        return claimd_error_set(err, CLAIMD_EINVAL, "remedy", "invalid_field",
-                                "remedy is not a known remedy");
-    }
-    return CLAIMD_OK;
+    int rc = check_damage(c, err);
+    return rc != CLAIMD_OK ? rc : check_estimate(c, err);
 }
 
 /* ------------------------------------------------------------------------
