@@ -122,7 +122,7 @@ static void params_init(struct params *p, const struct store_op *op)
  */
 static int send_view(struct store_op *op, struct pgconn *c, date_t on)
 {
-    struct params p;
+    struct params p = {0};
     params_init(&p, op);
     op->view.on = on;
     date_format(date_add_months(on, -12), p.a);
@@ -139,7 +139,7 @@ static int send_view(struct store_op *op, struct pgconn *c, date_t on)
 
 static int send_reads(struct store_op *op, struct pgconn *c)
 {
-    struct params p;
+    struct params p = {0};
     params_init(&p, op);
     switch (op->kind) {
     case STORE_CREATE:
@@ -177,7 +177,7 @@ static int send_reads(struct store_op *op, struct pgconn *c)
 
 static int write_create(struct store_op *op, struct pgconn *c, date_t today)
 {
-    struct params p;
+    struct params p = {0};
     params_init(&p, op);
     if (op->_found) {
         op->verdict = sub_check_create_again(&op->view.sub, &op->sub);
@@ -197,7 +197,7 @@ static int write_create(struct store_op *op, struct pgconn *c, date_t today)
 
 static int write_dates(struct store_op *op, struct pgconn *c, date_t today)
 {
-    struct params p;
+    struct params p = {0};
     params_init(&p, op);
     date_format(op->date, p.a);
     p.v[2] = p.a;
@@ -220,7 +220,7 @@ static int write_dates(struct store_op *op, struct pgconn *c, date_t today)
 
 static int write_register(struct store_op *op, struct pgconn *c, date_t today)
 {
-    struct params p;
+    struct params p = {0};
     char imei[IMEI_LEN + 1];
     const struct adj_device *d = &op->device;
     op->verdict =
@@ -248,7 +248,7 @@ static int write_register(struct store_op *op, struct pgconn *c, date_t today)
 
 static int write_withdraw(struct store_op *op, struct pgconn *c)
 {
-    struct params p;
+    struct params p = {0};
     params_init(&p, op);
     op->verdict = sub_check_withdraw(op->rec.status, op->rec.withdrawn);
     if (op->verdict != SUB_OK)
