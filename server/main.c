@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "migrate.h"
+#include "serve.h"
 
 #ifndef CLAIMD_VERSION
 #define CLAIMD_VERSION "unknown"
@@ -21,6 +23,8 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  migrate [--database-url URL]   apply the database migrations built into claimd\n"
+          "  serve [OPTIONS]                run the daemon (claimd serve --help)\n"
+          "  keys create --tenant NAME      create an API key (printed once)\n"
           "\n"
           "  claimd --help | --version\n",
           f);
@@ -103,6 +107,8 @@ static const struct command {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"migrate", cmd_migrate},
+    {"serve", serve_main},
+    {"keys", keys_main},
 };
 
 int main(int argc, char **argv)

@@ -16,6 +16,12 @@
 #include "log.h"
 
 #define SUB_BY_REF " WHERE s.tenant_id = $1::bigint AND s.subscription_ref = $2"
+#define POLICIES_SQL                                                                               \
+    "SELECT name, effective_from, monthly_fee, free_months, repair_cap, "                          \
+    "array_to_string(exchange_fees, ','), max_uses, frequency_window, natural_failure_months, "    \
+    "registration_days, ios_exchange, loaner_os FROM policy_versions ORDER BY effective_from"
+
+const char store_policies_sql[] = POLICIES_SQL;
 
 const struct pgconn_statement store_statements[] = {
     {"st_sub", "SELECT s.id, " FACTS_SELECT " FROM subscriptions s LEFT JOIN devices d "
@@ -62,10 +68,10 @@ const struct pgconn_statement store_statements[] = {
                    "ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id" SUB_BY_REF
                    " AND ($3::bigint = 0 OR c.seq < $3::bigint) ORDER BY c.seq DESC "
                    "LIMIT $4::int"},
-    {"st_policies", "SELECT name, effective_from, monthly_fee, free_months, repair_cap, "
-                    "array_to_string(exchange_fees, ','), max_uses, frequency_window, "
-                    "natural_failure_months, registration_days, ios_exchange, loaner_os "
-                    "FROM policy_versions ORDER BY effective_from"},
+    {"st_auth", "SELECT id, tenant_id FROM api_keys WHERE key_hash = decode($1, 'hex') "
+                "AND revoked_at IS NULL"},
+    {"st_ready", "SELECT coalesce(max(version), 0) FROM schema_migrations"},
+    {"st_policies", POLICIES_SQL},
 };
 const size_t store_nstatements = sizeof(store_statements) / sizeof(store_statements[0]);
 
@@ -78,6 +84,8 @@ enum rows_kind {
     K_CLAIM,    /* st_claim / st_claim_lock */
     K_HISTORY,  /* st_history */
     K_POLICIES, /* st_policies */
+    K_AUTH,     /* st_auth */
+    K_READY,    /* st_ready */
 };
 
 static const struct pgjob_ops op_ops;
@@ -171,6 +179,10 @@ static int send_reads(struct store_op *op, struct pgconn *c)
         return rc ? rc : send_cmd(op, c, K_HISTORY, "st_history", 4, p.v);
     case STORE_POLICIES:
         return send_cmd(op, c, K_POLICIES, "st_policies", 0, NULL);
+    case STORE_AUTH:
+        return send_cmd(op, c, K_AUTH, "st_auth", 1, p.v + 1);
+    case STORE_READY:
+        return send_cmd(op, c, K_READY, "st_ready", 0, NULL);
     }
     return CLAIMD_EDB;
 }
@@ -263,7 +275,8 @@ static int write_withdraw(struct store_op *op, struct pgconn *c)
 static int send_writes(struct store_op *op, struct pgconn *c)
 {
     date_t today = today_of(op->_store);
-    bool needs_found = op->kind != STORE_CREATE && op->kind != STORE_POLICIES;
+    bool needs_found = op->kind != STORE_CREATE && op->kind != STORE_POLICIES &&
+                       op->kind != STORE_AUTH && op->kind != STORE_READY;
     if (needs_found && !op->_found) {
         op->rc = CLAIMD_ENOTFOUND;
         return 0;
@@ -381,17 +394,17 @@ static int read_policy(const PGresult *res, int row, struct policy *p)
     return parse_fees(PQgetvalue(res, row, 5), p);
 }
 
-static int rows_policies(struct store_op *op, const PGresult *res)
+int store_read_policies(const PGresult *res, struct policy *out, size_t cap, size_t *n)
 {
-    int n = PQntuples(res);
-    if (n > POLICY_VERSIONS_MAX)
+    size_t rows = (size_t)PQntuples(res);
+    *n = 0;
+    if (rows > cap)
         return CLAIMD_ECAPACITY;
-    op->npolicies = 0;
-    for (int row = 0; row < n; row++) {
-        int rc = read_policy(res, row, &op->policies[row]);
+    for (size_t row = 0; row < rows; row++) {
+        int rc = read_policy(res, (int)row, &out[row]);
         if (rc != 0)
             return rc;
-        op->npolicies++;
+        (*n)++;
     }
     return 0;
 }
@@ -412,7 +425,17 @@ static int read_rows(struct store_op *op, const PGresult *res)
     case K_HISTORY:
         return rows_history(op, res);
     case K_POLICIES:
-        return rows_policies(op, res);
+        return store_read_policies(res, op->policies, POLICY_VERSIONS_MAX, &op->npolicies);
+    case K_AUTH:
+        op->found = PQntuples(res) == 1;
+        if (op->found) {
+            op->api_key_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            op->tenant_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+        return 0;
+    case K_READY:
+        op->schema_version = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+        return 0;
     default:
         return 0;
     }
@@ -436,6 +459,7 @@ static int op_start(struct pgjob *job, struct pgconn *c)
     op->_nhist = 0;
     op->rc = 0;
     op->created = false;
+    op->found = false;
     op->verdict = SUB_OK;
     int rc = send_reads(op, c);
     op->_nreads = op->_nsent;

@@ -38,6 +38,8 @@ enum store_kind {
     STORE_WITHDRAW,
     STORE_HISTORY,
     STORE_POLICIES,
+    STORE_AUTH,  /* ref holds the hex SHA-256 of a presented API key */
+    STORE_READY, /* outputs the highest applied migration version */
 };
 
 /** A subscription as GET /v1/subscriptions/{ref} shows it. */
@@ -61,7 +63,7 @@ struct store_op {
     enum store_kind kind;
     int64_t tenant_id;
     int64_t api_key_id;
-    char ref[REF_MAX + 1];        /* subscription_ref, or claim_ref for claims */
+    char ref[REF_MAX + 1];        /* subscription_ref, claim_ref, or key hash for AUTH */
     struct adj_subscription sub;  /* CREATE */
     date_t date;                  /* ACTIVATE, CANCEL: the day; STATE: `on` */
     struct adj_device device;     /* REGISTER */
@@ -75,11 +77,13 @@ struct store_op {
     int rc;
     enum sub_verdict verdict;
     bool created;
+    bool found;              /* AUTH: a live key has this hash (tenant_id, api_key_id set) */
     struct store_view view;  /* subscription operations */
     struct claim_record rec; /* GET_CLAIM, WITHDRAW */
     size_t nrecords;         /* HISTORY */
     int64_t next_after;      /* HISTORY: 0 when there is nothing older */
     size_t npolicies;        /* POLICIES */
+    int64_t schema_version;  /* READY */
 
     struct pgjob _job;
     struct store *_store;
@@ -107,6 +111,13 @@ extern const size_t store_nstatements;
  * CLAIMD_EOVERLOAD (it will not).
  */
 CLAIMD_MUSTCHECK int store_submit(struct store *st, struct store_op *op);
+
+/** The query whose rows store_read_policies reads (blocking start-up loads use it too). */
+extern const char store_policies_sql[];
+
+/** Reads every policy version row of store_policies_sql; 0, CLAIMD_EDB or CLAIMD_ECAPACITY. */
+CLAIMD_MUSTCHECK int store_read_policies(const PGresult *res, struct policy *out, size_t cap,
+                                         size_t *n);
 
 /** Parses a history cursor; 0 or CLAIMD_EINVAL. */
 CLAIMD_MUSTCHECK int store_parse_cursor(const char *s, size_t len, int64_t *out);

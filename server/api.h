@@ -1,0 +1,33 @@
+/*
+ * The REST API of one loop: the route table, the checks every request goes
+ * through in the contract's order (header size, route, key, body size, media
+ * type, JSON and members, existence, rules) and the handlers, which translate
+ * between HTTP and the store, the pipeline and the core.
+ */
+#ifndef CLAIMD_SERVER_API_H
+#define CLAIMD_SERVER_API_H
+
+#include <stdint.h>
+
+#include "auth.h"
+#include "http.h"
+#include "pipeline.h"
+#include "store.h"
+
+struct api {
+    uv_loop_t *loop;
+    struct store store;
+    struct pipeline *pipeline;
+    struct auth auth;
+    struct policy versions[POLICY_VERSIONS_MAX];
+    struct policy_set policies;
+    int64_t schema_version; /* the migrations this binary carries */
+};
+
+/** Chooses the route of a request (http_route_fn). */
+size_t api_route(struct http_request *req);
+
+/** Answers a request (http_handle_fn); req->conn's server app is the struct api. */
+void api_handle(struct http_request *req);
+
+#endif

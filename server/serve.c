@@ -1,0 +1,249 @@
+/*
+ * The serve command. The main thread owns the signals and the workers; each
+ * worker owns its loop. Sockets are made by hand because libuv 1.44 has no
+ * SO_REUSEPORT flag: the first is bound (port 0 picks one), the others join
+ * the same port.
+ */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "pgutil.h"
+#include "store.h"
+#include "worker.h"
+
+#define WORKERS_MAX 256
+
+struct serve {
+    struct config cfg;
+    struct policy versions[POLICY_VERSIONS_MAX];
+    struct policy_set policies;
+    struct worker *workers;
+    int nworkers;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool stopping;
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: claimd serve [OPTIONS]\n\n"
+          "Runs the daemon. Settings come from CLAIMD_* environment variables, then\n"
+          "these flags (a flag overrides the environment):\n\n",
+          f);
+    config_help(f);
+}
+
+/* ------------------------------------------------------------------------
+ * Settings and policy versions
+ * ------------------------------------------------------------------------ */
+
+static int read_settings(struct config *cfg, int argc, char **argv)
+{
+    char err[256];
+    config_defaults(cfg);
+    int rc = config_from_env(cfg, err, sizeof(err));
+    if (rc == 0)
+        rc = config_from_args(cfg, argc, argv, err, sizeof(err));
+    if (rc == 1) {
+        usage(stdout);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "claimd serve: %s\n", err);
+        return -1;
+    }
+    if (cfg->database_url[0] == '\0') {
+        fputs("claimd serve: no database URL: pass --database-url URL or set "
+              "CLAIMD_DATABASE_URL (serve never starts a database of its own)\n",
+              stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_policies(struct serve *s)
+{
+    char err[512];
+    PGconn *conn = NULL;
+    if (pgutil_connect(s->cfg.database_url, &conn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "claimd serve: cannot connect to the database: %s\n", err);
+        return -1;
+    }
+    PGresult *res = PQexec(conn, store_policies_sql);
+    size_t n = 0;
+    int rc = pgutil_result_ok(res) ? store_read_policies(res, s->versions, POLICY_VERSIONS_MAX, &n)
+                                   : CLAIMD_EDB;
+    if (!pgutil_result_ok(res))
+        pgutil_error_line(conn, res, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "the stored versions are not valid");
+    PQclear(res);
+    PQfinish(conn);
+    s->policies = (struct policy_set){s->versions, n};
+    if (rc == 0)
+        rc = policy_set_validate(&s->policies, NULL);
+    if (rc != 0) {
+        fprintf(stderr,
+                "claimd serve: cannot load policy versions (did `claimd migrate` run?): %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Sockets
+ * ------------------------------------------------------------------------ */
+
+static int bind_one(const struct addrinfo *ai, int port)
+{
+    struct sockaddr_storage ss;
+    int one = 1;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* Binds n sockets on the same address and port; returns the port or < 0. */
+static int bind_all(const char *listen, int *fds, int n)
+{
+    char host[256];
+    int port;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    if (config_split_listen(listen, host, sizeof(host), &port) != 0 ||
+        getaddrinfo(host, NULL, &hints, &ai) != 0) {
+        fprintf(stderr, "claimd serve: --listen '%s' is not a numeric HOST:PORT\n", listen);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        fds[i] = bind_one(ai, port);
+        if (fds[i] < 0) {
+            fprintf(stderr, "claimd serve: cannot bind %s: %s\n", listen, strerror(-fds[i]));
+            freeaddrinfo(ai);
+            return -1;
+        }
+        if (i == 0)
+            port = bound_port(fds[0]);
+    }
+    freeaddrinfo(ai);
+    return port;
+}
+
+/* ------------------------------------------------------------------------
+ * Signals and the workers
+ * ------------------------------------------------------------------------ */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    log_msg(LOG_INFO, "serve", "signal %d: draining %d loops", signum, s->nworkers);
+    for (int i = 0; i < s->nworkers; i++)
+        worker_stop(&s->workers[i]);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+static int run_workers(struct serve *s, const int *fds)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        int rc = worker_start(&s->workers[i], i, fds[i], &s->cfg, &s->policies);
+        if (rc != 0) {
+            fprintf(stderr, "claimd serve: event loop %d failed to start: %s\n", i,
+                    uv_strerror(rc));
+            for (int k = 0; k < i; k++)
+                worker_stop(&s->workers[k]);
+            for (int k = 0; k < i; k++)
+                worker_join(&s->workers[k]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void set_log_level(const char *name)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, names[i]) == 0)
+            log_set_level((enum log_level)i);
+    }
+}
+
+int serve_main(int argc, char **argv)
+{
+    static struct serve s;
+    int fds[WORKERS_MAX];
+    int rc = read_settings(&s.cfg, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    set_log_level(s.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (load_policies(&s) != 0)
+        return 1;
+    s.nworkers = s.cfg.threads > 0 ? s.cfg.threads : (int)uv_available_parallelism();
+    if (s.nworkers > WORKERS_MAX)
+        s.nworkers = WORKERS_MAX;
+    int port = bind_all(s.cfg.listen, fds, s.nworkers);
+    if (port < 0)
+        return 1;
+    s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
+    arena_set_json(NULL); /* install the jansson hooks before any loop thread runs */
+    if (s.workers == NULL || run_workers(&s, fds) != 0)
+        return 1;
+    uv_loop_t *main_loop = uv_default_loop();
+    uv_signal_init(main_loop, &s.sigterm);
+    uv_signal_init(main_loop, &s.sigint);
+    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    log_msg(LOG_INFO, "serve", "listening on port %d with %d loops", port, s.nworkers);
+    printf("listening on port %d\n", port);
+    fflush(stdout);
+    uv_run(main_loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < s.nworkers; i++)
+        worker_join(&s.workers[i]);
+    free(s.workers);
+    uv_loop_close(main_loop);
+    log_msg(LOG_INFO, "serve", "stopped");
+    return 0;
+}

@@ -1,0 +1,155 @@
+/*
+ * The worker thread: sets up its loop's modules in dependency order, runs
+ * the loop, and tears down in reverse when asked to stop: the HTTP server
+ * drains (bounded by drain-timeout-ms), then the pool closes, then the
+ * loop's own handles.
+ */
+#include "worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "migrate.h"
+
+static void on_closed(uv_handle_t *h)
+{
+}
+
+static void pool_closed(struct dbpool *p)
+{
+}
+
+static void close_loop_handles(struct worker *w)
+{
+    uv_close((uv_handle_t *)&w->wake, on_closed);
+    uv_close((uv_handle_t *)&w->heartbeat, on_closed);
+    uv_close((uv_handle_t *)&w->drain_timer, on_closed);
+}
+
+static void drained(struct http_server *s)
+{
+    struct worker *w = (struct worker *)((char *)s - offsetof(struct worker, http));
+    uv_timer_stop(&w->drain_timer);
+    pipeline_destroy(w->api.pipeline);
+    w->api.pipeline = NULL;
+    dbpool_close(&w->pool, pool_closed);
+    close_loop_handles(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    log_msg(LOG_WARN, "worker", "loop %d: drain timed out; closing connections", w->index);
+    http_server_close_all(&w->http);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    if (!atomic_load(&w->stop) || w->http.draining)
+        return;
+    uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)w->cfg->drain_timeout_ms, 0);
+    http_server_drain(&w->http, drained);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    atomic_store(&w->beat, uv_now(&w->loop));
+}
+
+static int init_db(struct worker *w)
+{
+    const struct config *c = w->cfg;
+    memset(&w->pgcfg, 0, sizeof(w->pgcfg));
+    w->pgcfg.conninfo = c->database_url;
+    w->pgcfg.statement_timeout_ms = c->statement_timeout_ms;
+    w->pgcfg.connect_timeout_ms = 5000;
+    w->pgcfg.job_timeout_ms = c->statement_timeout_ms * 3;
+    w->pgcfg.backoff_min_ms = 100;
+    w->pgcfg.backoff_max_ms = 5000;
+    w->pgcfg.statements[0] = (struct pgconn_statements){pipeline_statements, pipeline_nstatements};
+    w->pgcfg.statements[1] = (struct pgconn_statements){store_statements, store_nstatements};
+    int rc =
+        dbpool_init(&w->pool, &w->loop, &w->pgcfg, (size_t)c->db_connections, (size_t)c->max_queue);
+    if (rc != 0)
+        return rc;
+    struct pipeline_config pc = {(size_t)c->max_batch, (size_t)c->max_queue, 5};
+    w->api.loop = &w->loop;
+    w->api.store = (struct store){&w->pool, w->policies, DATE_NONE};
+    w->api.policies = *w->policies;
+    w->api.schema_version = (int64_t)migrate_builtin_count;
+    rc = pipeline_create(&w->api.pipeline, &w->pool, &pc, w->policies);
+    return rc ? rc : auth_init(&w->api.auth, &w->loop, &w->api.store, &c->auth_cache_ms);
+}
+
+static int init_loop(struct worker *w)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc != 0)
+        return rc;
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    uv_timer_init(&w->loop, &w->heartbeat);
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->wake.data = w->heartbeat.data = w->drain_timer.data = w;
+    uv_timer_start(&w->heartbeat, on_heartbeat, 0, 1000);
+    rc = init_db(w);
+    if (rc != 0)
+        return rc;
+    w->httpcfg = (struct http_config){&w->cfg->header_timeout_ms, &w->cfg->body_timeout_ms,
+                                      &w->cfg->idle_timeout_ms, w->cfg->max_connections};
+    rc = http_server_init(&w->http, &w->loop, w->listen_fd, &w->httpcfg, api_route, api_handle,
+                          &w->api);
+    if (rc != 0)
+        return rc;
+    dbpool_start(&w->pool);
+    return 0;
+}
+
+static void run(void *arg)
+{
+    struct worker *w = arg;
+    w->rc = init_loop(w);
+    uv_sem_post(&w->ready);
+    if (w->rc != 0) {
+        log_msg(LOG_ERROR, "worker", "loop %d cannot start: %s", w->index, uv_strerror(w->rc));
+        return;
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    auth_destroy(&w->api.auth);
+    arena_cache_destroy(&w->http.arenas);
+    if (uv_loop_close(&w->loop) != 0)
+        log_msg(LOG_WARN, "worker", "loop %d closed with handles still open", w->index);
+}
+
+int worker_start(struct worker *w, int index, int listen_fd, const struct config *cfg,
+                 const struct policy_set *policies)
+{
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->listen_fd = listen_fd;
+    w->cfg = cfg;
+    w->policies = policies;
+    int rc = uv_sem_init(&w->ready, 0);
+    if (rc != 0)
+        return rc;
+    rc = uv_thread_create(&w->thread, run, w);
+    if (rc == 0)
+        uv_sem_wait(&w->ready);
+    uv_sem_destroy(&w->ready);
+    return rc != 0 ? rc : w->rc;
+}
+
+void worker_stop(struct worker *w)
+{
+    atomic_store(&w->stop, 1);
+    uv_async_send(&w->wake);
+}
+
+int worker_join(struct worker *w)
+{
+    uv_thread_join(&w->thread);
+    return w->rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * One event loop on its own thread: its listening socket, HTTP server,
+ * database pool, pipeline, store and key cache. The main thread starts
+ * workers, and asks them to drain through a uv_async_t; each reports
+ * liveness through a heartbeat timestamp.
+ */
+#ifndef CLAIMD_SERVER_WORKER_H
+#define CLAIMD_SERVER_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "api.h"
+#include "config.h"
+#include "dbpool.h"
+#include "http.h"
+
+struct worker {
+    int index;
+    int listen_fd;
+    const struct config *cfg;
+    const struct policy_set *policies;
+    uv_thread_t thread;
+    uv_sem_t ready; /* posted once the loop is set up (or failed to be) */
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t heartbeat;
+    uv_timer_t drain_timer;
+    atomic_uint_fast64_t beat; /* uv_now() of the loop's last heartbeat */
+    atomic_int stop;           /* set before wake: drain and exit */
+    struct pgconn_config pgcfg;
+    struct dbpool pool;
+    struct api api;
+    struct http_config httpcfg;
+    struct http_server http;
+    int rc; /* 0, or why the loop could not start */
+};
+
+/**
+ * Starts the worker's thread and waits until its loop is set up; the socket
+ * must be bound (not yet listening). On an error the thread has exited.
+ */
+CLAIMD_MUSTCHECK int worker_start(struct worker *w, int index, int listen_fd,
+                                  const struct config *cfg, const struct policy_set *policies);
+
+/** Asks the worker to stop accepting, finish in-flight requests and exit. */
+void worker_stop(struct worker *w);
+
+/** Waits for the worker's thread; returns its rc. */
+int worker_join(struct worker *w);
+
+#endif
