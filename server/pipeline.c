@@ -986,8 +986,6 @@ static int outcome_rc(struct batch *b, size_t i)
 static void finish(struct batch *b, int rc)
 {
     struct pipeline *p = b->p;
-    bool kicking = p->kicking;
-    p->kicking = true;
     for (size_t i = 0; i < b->n; i++) {
         struct pipeline_req *r = b->reqs[i];
         r->replayed = false;
@@ -998,7 +996,6 @@ static void finish(struct batch *b, int rc)
         }
         r->done(r);
     }
-    p->kicking = kicking;
     release_subs(b);
     b->in_use = false;
     b->n = 0;
@@ -1075,14 +1072,14 @@ static void add_to_batch(struct batch *b, struct pipeline_req *r)
  * next one (it will replay what this one stores), and so does every later
  * claim of its subscription, so that a subscription's order never changes.
  */
-static void form(struct pipeline *p, struct batch *b, size_t limit)
+static void form(struct pipeline *p, struct batch *b)
 {
     struct pipeline_req *prev = NULL, *r = p->head;
     size_t nblocked = 0, scanned = 0;
     b->tenant_id = p->head->tenant_id;
     b->n = b->nsubs = 0;
     b->retries = 0;
-    while (r != NULL && b->n < limit && scanned++ < 4 * p->cfg.max_batch) {
+    while (r != NULL && b->n < p->cfg.max_batch && scanned++ < 4 * p->cfg.max_batch) {
         struct pipeline_req *next = r->_next;
         bool ok = r->tenant_id == b->tenant_id && !subset_has(&p->inflight, r->_sub_hash) &&
                   !blocked(p, nblocked, r->_sub_hash);
@@ -1141,13 +1138,7 @@ static void kick_once(struct pipeline *p)
         return;
     }
     while (p->head != NULL && dbpool_idle_conn(p->pool) != NULL && (b = free_batch(p)) != NULL) {
-        size_t idle = 0;
-        for (size_t i = 0; i < p->pool->nconns; i++)
-            idle += p->pool->conns[i].state == PGCONN_IDLE;
-        size_t limit = (p->queued + idle - 1) / idle;
-        if (limit > p->cfg.max_batch)
-            limit = p->cfg.max_batch;
-        form(p, b, limit);
+        form(p, b);
         if (b->n == 0)
             return;
         b->in_use = true;
