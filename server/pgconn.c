@@ -70,7 +70,9 @@ static void poll_close(struct pgconn *c)
  * Watches the connection's socket for `events`. libpq may switch sockets while
  * connecting; uv_poll_t cannot follow, so the old handle is closed and a new
  * one is started in the same struct once libuv has let go of it (a closing
- * handle's memory stays in use until its close callback).
+ * handle's memory stays in use until its close callback). uv_is_closing()
+ * cannot tell: it stays true after the callback too. _handles_open can: it
+ * counts the timer, plus the poll handle until its close callback has run.
  */
 static void poll_want(struct pgconn *c, int events)
 {
@@ -78,8 +80,7 @@ static void poll_want(struct pgconn *c, int events)
     if (c->_poll_open && fd != c->_poll_fd)
         poll_close(c);
     if (!c->_poll_open) {
-        if (uv_is_closing((uv_handle_t *)&c->_poll) || fd < 0 ||
-            uv_poll_init(c->loop, &c->_poll, fd) != 0) {
+        if (c->_handles_open > 1 || fd < 0 || uv_poll_init(c->loop, &c->_poll, fd) != 0) {
             fail(c, "cannot watch the database socket");
             return;
         }
