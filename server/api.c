@@ -9,13 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "jsonr.h"
+#include "api_internal.h"
 #include "log.h"
 
 #define BODY_LIMIT (64 * 1024)
 
-struct api_ctx;
-typedef void (*handler_fn)(struct api *api, struct http_request *req, struct api_ctx *ctx);
+#define BATCH_LIMIT (1024 * 1024)
 
 /* One route: a path template ("{ref}" is one reference segment) and its methods. */
 struct route {
@@ -28,30 +27,31 @@ struct route {
     size_t body_limit;
 };
 
-/* Per request, in its arena: the key check and the store operation. */
-struct api_ctx {
-    struct api *api;
-    struct http_request *req;
-    handler_fn handler;
-    const struct route *route;
-    struct auth_check chk;
-    int64_t tenant_id;
-    int64_t key_id;
-    const char *ref; /* the {ref} segment */
-    size_t ref_len;
-    struct store_op op;
-};
-
 static void get_healthz(struct api *api, struct http_request *req, struct api_ctx *ctx);
 static void get_readyz(struct api *api, struct http_request *req, struct api_ctx *ctx);
 static void get_policies(struct api *api, struct http_request *req, struct api_ctx *ctx);
-static void post_subscriptions(struct api *api, struct http_request *req, struct api_ctx *ctx);
 
+/*
+ * The routes. Literal paths come before the templates that would also match
+ * them, so "quote" and "batch" are never taken for a claim_ref.
+ */
 static const struct route routes[] = {
     {"/healthz", get_healthz, NULL, NULL, "GET, HEAD", false, 0},
     {"/readyz", get_readyz, NULL, NULL, "GET, HEAD", false, 0},
     {"/v1/policies", get_policies, NULL, NULL, "GET, HEAD", true, 0},
-    {"/v1/subscriptions", NULL, post_subscriptions, NULL, "POST", true, BODY_LIMIT},
+    {"/v1/subscriptions", NULL, api__post_subscriptions, NULL, "POST", true, BODY_LIMIT},
+    {"/v1/subscriptions/{ref}", api__get_subscription, NULL, NULL, "GET, HEAD", true, 0},
+    {"/v1/subscriptions/{ref}/activate", NULL, api__post_activate, NULL, "POST", true, BODY_LIMIT},
+    {"/v1/subscriptions/{ref}/device", NULL, NULL, api__put_device, "PUT", true, BODY_LIMIT},
+    {"/v1/subscriptions/{ref}/cancel", NULL, api__post_cancel, NULL, "POST", true, BODY_LIMIT},
+    {"/v1/subscriptions/{ref}/device-protection", NULL, api__post_option, NULL, "POST", true,
+     BODY_LIMIT},
+    {"/v1/subscriptions/{ref}/claims", api__get_history, NULL, NULL, "GET, HEAD", true, 0},
+    {"/v1/claims", NULL, api__post_claim, NULL, "POST", true, BODY_LIMIT},
+    {"/v1/claims/quote", NULL, api__post_quote, NULL, "POST", true, BODY_LIMIT},
+    {"/v1/claims/batch", NULL, api__post_batch, NULL, "POST", true, BATCH_LIMIT},
+    {"/v1/claims/{ref}", api__get_claim, NULL, NULL, "GET, HEAD", true, 0},
+    {"/v1/claims/{ref}/withdraw", NULL, api__post_withdraw, NULL, "POST", true, BODY_LIMIT},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -206,11 +206,14 @@ void api_handle(struct http_request *req)
         return;
     }
     memset(ctx, 0, sizeof(*ctx));
+    const char *ref = NULL;
+    size_t ref_len = 0;
     ctx->api = api;
     ctx->req = req;
-    ctx->route = r;
     ctx->handler = handler_for(r, req->method);
-    match(r->pattern, req->path, req->path_len, &ctx->ref, &ctx->ref_len);
+    match(r->pattern, req->path, req->path_len, &ref, &ref_len);
+    if (ref != NULL)
+        memcpy(ctx->ref, ref, ref_len);
     req->ctx = ctx;
     if (!r->auth) {
         run_handler(ctx);
@@ -241,7 +244,7 @@ static bool json_media(const struct http_request *req)
  * Media type, then JSON: 415, malformed_json, or the decoded object (values
  * in the request's arena). Returns NULL when it answered.
  */
-static json_t *read_json(struct http_request *req)
+json_t *api__read_json(struct http_request *req)
 {
     json_t *obj = NULL;
     bool not_object;
@@ -261,8 +264,78 @@ static json_t *read_json(struct http_request *req)
     return obj;
 }
 
+bool api__read_no_body(struct http_request *req)
+{
+    if (req->body_len == 0)
+        return true;
+    json_t *obj = api__read_json(req);
+    if (obj == NULL)
+        return false;
+    struct jsonr r;
+    jsonr_init(&r, obj);
+    jsonr_finish(&r);
+    if (r.nerrors > 0) {
+        api__field_errors(req, &r);
+        return false;
+    }
+    return true;
+}
+
+static bool query_next(const char **p, const char *end, const char **name, size_t *name_len,
+                       const char **value, size_t *value_len)
+{
+    if (*p >= end)
+        return false;
+    const char *amp = memchr(*p, '&', (size_t)(end - *p));
+    const char *stop = amp != NULL ? amp : end;
+    const char *eq = memchr(*p, '=', (size_t)(stop - *p));
+    *name = *p;
+    *name_len = (size_t)((eq != NULL ? eq : stop) - *p);
+    *value = eq != NULL ? eq + 1 : stop;
+    *value_len = (size_t)(stop - *value);
+    *p = amp != NULL ? amp + 1 : end;
+    return true;
+}
+
+const char *api__query(const struct http_request *req, const char *name, size_t *len)
+{
+    const char *p = req->query, *end = req->query + req->query_len, *n, *v;
+    size_t nl, vl;
+    while (req->query != NULL && query_next(&p, end, &n, &nl, &v, &vl)) {
+        if (nl == strlen(name) && memcmp(n, name, nl) == 0) {
+            *len = vl;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+bool api__query_known(const struct http_request *req, const char *const *allowed)
+{
+    const char *p = req->query, *end = req->query + req->query_len, *n, *v;
+    size_t nl, vl;
+    while (req->query != NULL && query_next(&p, end, &n, &nl, &v, &vl)) {
+        bool ok = nl == 0;
+        for (const char *const *a = allowed; *a != NULL && !ok; a++)
+            ok = nl == strlen(*a) && memcmp(n, *a, nl) == 0;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+void api__write_window(struct jsonw *w, struct window win)
+{
+    jsonw_begin_object(w);
+    jsonw_key(w, "start");
+    jsonw_date(w, win.start);
+    jsonw_key(w, "end");
+    jsonw_date(w, win.end);
+    jsonw_end_object(w);
+}
+
 /* 400 with the field errors; the first one's code is the problem's code. */
-static void field_errors(struct http_request *req, const struct jsonr *r)
+void api__field_errors(struct http_request *req, const struct jsonr *r)
 {
     struct jsonw w;
     jsonw_init(&w, &req->arena, 512);
@@ -288,7 +361,7 @@ static void field_errors(struct http_request *req, const struct jsonr *r)
 }
 
 /* A store operation failed before any rule: 404, 503, or 500. */
-static void store_failed(struct http_request *req, int rc)
+void api__failed(struct http_request *req, int rc)
 {
     switch (rc) {
     case CLAIMD_ENOTFOUND:
@@ -312,7 +385,7 @@ static void store_failed(struct http_request *req, int rc)
 }
 
 /* Submits ctx->op; on a refusal answers at once. */
-static void submit(struct api_ctx *ctx, void (*done)(struct store_op *op))
+void api__submit(struct api_ctx *ctx, void (*done)(struct store_op *op))
 {
     ctx->op.tenant_id = ctx->tenant_id;
     ctx->op.api_key_id = ctx->key_id;
@@ -320,11 +393,11 @@ static void submit(struct api_ctx *ctx, void (*done)(struct store_op *op))
     ctx->op.data = ctx;
     int rc = store_submit(&ctx->api->store, &ctx->op);
     if (rc != 0)
-        store_failed(ctx->req, rc);
+        api__failed(ctx->req, rc);
 }
 
 /* A rule's refusal: its status and stable code. */
-static void verdict_problem(struct http_request *req, enum sub_verdict v)
+void api__verdict_problem(struct http_request *req, enum sub_verdict v)
 {
     http_problem(req, sub_verdict_http_status(v), sub_verdict_name(v),
                  "the request is refused by the policy's rules", NULL);
@@ -333,103 +406,6 @@ static void verdict_problem(struct http_request *req, enum sub_verdict v)
 /* ------------------------------------------------------------------------
  * Writers
  * ------------------------------------------------------------------------ */
-
-static void write_window(struct jsonw *w, struct window win)
-{
-    jsonw_begin_object(w);
-    jsonw_key(w, "start");
-    jsonw_date(w, win.start);
-    jsonw_key(w, "end");
-    jsonw_date(w, win.end);
-    jsonw_end_object(w);
-}
-
-static void write_device(struct jsonw *w, const struct adj_device *d)
-{
-    if (!d->present) {
-        jsonw_null(w);
-        return;
-    }
-    jsonw_begin_object(w);
-    jsonw_key(w, "imei");
-    jsonw_strn(w, d->imei, IMEI_LEN);
-    jsonw_key(w, "os");
-    jsonw_str(w, device_os_name(d->os));
-    jsonw_key(w, "model");
-    jsonw_str(w, d->model);
-    jsonw_key(w, "release_date");
-    jsonw_date(w, d->release_date);
-    jsonw_key(w, "purchased_from");
-    jsonw_str(w, adj_purchase_name(d->purchased_from));
-    jsonw_key(w, "registered_on");
-    jsonw_date(w, d->registered_on);
-    jsonw_end_object(w);
-}
-
-static void write_billing(struct jsonw *w, const struct sub_state *st)
-{
-    char month[DATE_MONTH_STR_SIZE];
-    jsonw_key(w, "monthly_fee");
-    jsonw_int(w, st->monthly_fee);
-    jsonw_key(w, "free_months");
-    jsonw_begin_array(w);
-    for (int i = 0; i < st->free_month_count; i++) {
-        date_format_month(st->free_months[i], month);
-        jsonw_str(w, month);
-    }
-    jsonw_end_array(w);
-    jsonw_key(w, "fee_for_month");
-    jsonw_int(w, st->fee_for_month);
-}
-
-/* A subscription as GET /v1/subscriptions/{ref} shows it (api.md's member order). */
-static void write_view(struct jsonw *w, const struct store_view *v)
-{
-    const struct sub_state *st = &v->state;
-    jsonw_begin_object(w);
-    jsonw_key(w, "subscription_ref");
-    jsonw_str(w, v->subscription_ref);
-    jsonw_key(w, "applied_on");
-    jsonw_date(w, v->sub.applied_on);
-    jsonw_key(w, "activated_on");
-    jsonw_date(w, v->sub.activated_on);
-    jsonw_key(w, "device_protection");
-    jsonw_bool(w, v->sub.option);
-    jsonw_key(w, "option_status");
-    jsonw_str(w, sub_option_status_name(st->option_status));
-    jsonw_key(w, "cancelled_on");
-    jsonw_date(w, v->sub.cancelled_on);
-    jsonw_key(w, "device");
-    write_device(w, &v->dev);
-    jsonw_key(w, "on");
-    jsonw_date(w, v->on);
-    jsonw_key(w, "policy_version");
-    jsonw_str(w, st->policy->name);
-    jsonw_key(w, "window");
-    write_window(w, st->window);
-    jsonw_key(w, "uses");
-    jsonw_begin_array(w);
-    for (size_t i = 0; i < v->nuses; i++)
-        jsonw_str(w, v->uses[i]);
-    jsonw_end_array(w);
-    jsonw_key(w, "uses_remaining");
-    jsonw_int(w, st->uses_remaining);
-    jsonw_key(w, "next_exchange_fee");
-    if (st->next_exchange_fee < 0)
-        jsonw_null(w);
-    else
-        jsonw_int(w, st->next_exchange_fee);
-    write_billing(w, st);
-    jsonw_end_object(w);
-}
-
-static void respond_view(struct http_request *req, int status, const struct store_view *v)
-{
-    struct jsonw w;
-    jsonw_init(&w, &req->arena, 1024);
-    write_view(&w, v);
-    http_respond_json(req, status, &w);
-}
 
 static void write_policy(struct jsonw *w, const struct policy *p)
 {
@@ -492,7 +468,7 @@ static void ready_done(struct store_op *op)
 static void get_readyz(struct api *api, struct http_request *req, struct api_ctx *ctx)
 {
     ctx->op.kind = STORE_READY;
-    submit(ctx, ready_done);
+    api__submit(ctx, ready_done);
 }
 
 static void get_policies(struct api *api, struct http_request *req, struct api_ctx *ctx)
@@ -507,60 +483,4 @@ static void get_policies(struct api *api, struct http_request *req, struct api_c
     jsonw_end_array(&w);
     jsonw_end_object(&w);
     http_respond_json(req, 200, &w);
-}
-
-/* ------------------------------------------------------------------------
- * Subscriptions
- * ------------------------------------------------------------------------ */
-
-static void created(struct store_op *op)
-{
-    struct api_ctx *ctx = op->data;
-    if (op->rc != 0) {
-        store_failed(ctx->req, op->rc);
-        return;
-    }
-    if (op->verdict != SUB_OK && op->verdict != SUB_REPEAT) {
-        verdict_problem(ctx->req, op->verdict);
-        return;
-    }
-    respond_view(ctx->req, op->created ? 201 : 200, &op->view);
-}
-
-/* subscription_ref, applied_on, activated_on, device_protection, in that order. */
-static void read_subscription(struct jsonr *r, struct store_op *op)
-{
-    size_t len = 0;
-    bool present;
-    const char *ref = jsonr_string(r, "subscription_ref", true, &len);
-    if (ref != NULL && !pipeline_ref_valid(ref, len))
-        jsonr_fail(r, "subscription_ref", "invalid_field");
-    else if (ref != NULL)
-        memcpy(op->ref, ref, len + 1);
-    op->sub.applied_on = jsonr_date(r, "applied_on", true, false);
-    op->sub.activated_on = jsonr_date(r, "activated_on", false, true);
-    op->sub.option = jsonr_bool(r, "device_protection", true, &present);
-    op->sub.cancelled_on = DATE_NONE;
-    jsonr_finish(r);
-}
-
-static void post_subscriptions(struct api *api, struct http_request *req, struct api_ctx *ctx)
-{
-    struct jsonr r;
-    json_t *obj = read_json(req);
-    if (obj == NULL)
-        return;
-    jsonr_init(&r, obj);
-    read_subscription(&r, &ctx->op);
-    if (r.nerrors > 0) {
-        field_errors(req, &r);
-        return;
-    }
-    enum sub_verdict v = sub_check_create(&ctx->op.sub);
-    if (v != SUB_OK) {
-        verdict_problem(req, v);
-        return;
-    }
-    ctx->op.kind = STORE_CREATE;
-    submit(ctx, created);
 }

@@ -619,7 +619,9 @@ static int decide_all(struct batch *b)
     date_t today = today_of(b->p);
     for (size_t i = 0; i < b->n; i++) {
         struct batch_item *it = &b->items[i];
-        if (it->state == RS_PENDING && !b->subs[it->sub].found)
+        /* A missing subscription answers 404 before a reused claim_ref's 409. */
+        bool open = it->state == RS_PENDING || it->state == RS_CONFLICT;
+        if (open && !b->subs[it->sub].found)
             it->state = RS_NOTFOUND;
     }
     for (size_t k = 0; k < b->nsubs; k++) {
@@ -1235,6 +1237,11 @@ void pipeline_stats(const struct pipeline *p, struct pipeline_stats *out)
 {
     *out = p->stats;
     out->queued = p->queued;
+}
+
+size_t pipeline_room(const struct pipeline *p)
+{
+    return p->queued < p->cfg.max_queue ? p->cfg.max_queue - p->queued : 0;
 }
 
 void pipeline_set_policies(struct pipeline *p, const struct policy_set *policies)

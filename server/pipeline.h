@@ -94,6 +94,9 @@ void pipeline_fingerprint(struct pipeline_req *r);
 
 void pipeline_stats(const struct pipeline *p, struct pipeline_stats *out);
 
+/** How many more claims the queue takes now. */
+size_t pipeline_room(const struct pipeline *p);
+
 /** The statements the pipeline prepares on each connection. */
 extern const struct pgconn_statement pipeline_statements[];
 extern const size_t pipeline_nstatements;

@@ -166,6 +166,8 @@ static int send_reads(struct store_op *op, struct pgconn *c)
     }
     case STORE_STATE:
         return send_view(op, c, op->date);
+    case STORE_QUOTE:
+        return send_view(op, c, op->claim.incident_on);
     case STORE_GET_CLAIM:
         return send_cmd(op, c, K_CLAIM, "st_claim", 2, p.v);
     case STORE_WITHDRAW:
@@ -529,6 +531,14 @@ static int compute_view(struct store_op *op)
     return 0;
 }
 
+/* A quote: the core decides against the facts and uses read, as the pipeline would. */
+static int quote(struct store_op *op)
+{
+    struct adj_history h = {op->_hist, op->_nhist, STORE_ROWS_MAX};
+    struct adj_facts f = {op->_store->policies, op->view.sub, op->view.dev, today_of(op->_store)};
+    return adj_decide(&f, &h, &op->claim, &op->decision, NULL);
+}
+
 static bool shows_view(const struct store_op *op)
 {
     switch (op->kind) {
@@ -565,6 +575,8 @@ static void op_done(struct pgjob *job, int rc)
         op->rc = CLAIMD_EDB;
     if (op->rc == 0 && shows_view(op))
         op->rc = compute_view(op);
+    if (op->rc == 0 && op->kind == STORE_QUOTE)
+        op->rc = quote(op);
     if (op->rc == 0 && op->kind == STORE_POLICIES) {
         struct policy_set set = {op->policies, op->npolicies};
         op->rc = policy_set_validate(&set, NULL) == 0 ? 0 : CLAIMD_EDB;

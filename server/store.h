@@ -38,6 +38,7 @@ enum store_kind {
     STORE_WITHDRAW,
     STORE_HISTORY,
     STORE_POLICIES,
+    STORE_QUOTE, /* the decision a claim would get now; nothing is written */
     STORE_AUTH,  /* ref holds the hex SHA-256 of a presented API key */
     STORE_READY, /* outputs the highest applied migration version */
 };
@@ -67,6 +68,7 @@ struct store_op {
     struct adj_subscription sub;  /* CREATE */
     date_t date;                  /* ACTIVATE, CANCEL: the day; STATE: `on` */
     struct adj_device device;     /* REGISTER */
+    struct adj_claim claim;       /* QUOTE */
     size_t limit;                 /* HISTORY: 1..STORE_HISTORY_MAX */
     int64_t after;                /* HISTORY: cursor (0: from the newest) */
     struct claim_record *records; /* HISTORY: room for limit records */
@@ -77,13 +79,14 @@ struct store_op {
     int rc;
     enum sub_verdict verdict;
     bool created;
-    bool found;              /* AUTH: a live key has this hash (tenant_id, api_key_id set) */
-    struct store_view view;  /* subscription operations */
-    struct claim_record rec; /* GET_CLAIM, WITHDRAW */
-    size_t nrecords;         /* HISTORY */
-    int64_t next_after;      /* HISTORY: 0 when there is nothing older */
-    size_t npolicies;        /* POLICIES */
-    int64_t schema_version;  /* READY */
+    bool found;                   /* AUTH: a live key has this hash (tenant_id, api_key_id set) */
+    struct store_view view;       /* subscription operations */
+    struct claim_record rec;      /* GET_CLAIM, WITHDRAW */
+    struct adj_decision decision; /* QUOTE */
+    size_t nrecords;              /* HISTORY */
+    int64_t next_after;           /* HISTORY: 0 when there is nothing older */
+    size_t npolicies;             /* POLICIES */
+    int64_t schema_version;       /* READY */
 
     struct pgjob _job;
     struct store *_store;
