@@ -1,4 +1,4 @@
-/* The keys command: create (more verbs come with the operator issue). */
+/* The keys command: create, list, revoke. */
 #include "keys.h"
 
 #include <stdbool.h>
@@ -14,10 +14,14 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: claimd keys create --tenant NAME [--database-url URL]\n\n"
-          "Creates the tenant if needed and a new API key for it. The key is printed\n"
-          "once, alone on stdout; its id goes to stderr. Connects as the owner role:\n"
-          "--database-url, else $CLAIMD_OWNER_URL, else $CLAIMD_DATABASE_URL.\n",
+    fputs("usage: claimd keys create --tenant NAME [--database-url URL]\n"
+          "       claimd keys list --tenant NAME [--database-url URL]\n"
+          "       claimd keys revoke KEY_ID [--database-url URL]\n\n"
+          "create makes the tenant if needed and a new API key for it: the key is\n"
+          "printed once, alone on stdout; its id goes to stderr. list shows each key's\n"
+          "id, creation time and status, never the key. revoke ends a key; running\n"
+          "daemons stop accepting it within their auth-cache-ms. Connects as the owner\n"
+          "role: --database-url, else $CLAIMD_OWNER_URL, else $CLAIMD_DATABASE_URL.\n",
           f);
 }
 
@@ -84,16 +88,88 @@ static int create(const char *url, const char *tenant)
     return rc;
 }
 
+/* Runs a one-row-per-line query and prints it; exit code. */
+static int run_query(const char *url, const char *sql, const char *const *params, int n,
+                     int (*print)(PGresult *res))
+{
+    char err[512];
+    PGconn *conn = NULL;
+    if (pgutil_connect(url, &conn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "claimd keys: %s\n", err);
+        return 1;
+    }
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    int rc = 1;
+    if (pgutil_result_ok(res)) {
+        rc = print(res);
+    } else {
+        pgutil_error_line(conn, res, err, sizeof(err));
+        fprintf(stderr, "claimd keys: %s\n", err);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+static int print_list(PGresult *res)
+{
+    printf("%-8s %-32s %s\n", "id", "created", "status");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-8s %-32s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+               PQgetvalue(res, i, 2));
+    return 0;
+}
+
+static int print_revoked(PGresult *res)
+{
+    if (PQntuples(res) != 1) {
+        fputs("claimd keys revoke: no such key\n", stderr);
+        return 1;
+    }
+    printf("key %s revoked at %s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+    return 0;
+}
+
+static int list(const char *url, const char *tenant)
+{
+    const char *params[] = {tenant};
+    return run_query(url,
+                     "SELECT k.id, k.created_at, CASE WHEN k.revoked_at IS NULL THEN 'active' "
+                     "ELSE 'revoked ' || k.revoked_at END FROM api_keys k JOIN tenants t "
+                     "ON t.id = k.tenant_id WHERE t.name = $1 ORDER BY k.id",
+                     params, 1, print_list);
+}
+
+static int revoke(const char *url, const char *id)
+{
+    const char *params[] = {id};
+    char *end;
+    strtoll(id, &end, 10);
+    if (*id == '\0' || *end != '\0') {
+        fprintf(stderr, "claimd keys revoke: '%s' is not a key id\n", id);
+        return 2;
+    }
+    return run_query(url,
+                     "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+                     "WHERE id = $1::bigint RETURNING id, revoked_at",
+                     params, 1, print_revoked);
+}
+
 int keys_main(int argc, char **argv)
 {
-    const char *tenant = NULL, *url = NULL;
-    if (argc < 2 || strcmp(argv[1], "create") != 0) {
-        bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+    const char *tenant = NULL, *url = NULL, *id = NULL;
+    const char *verb = argc >= 2 ? argv[1] : "";
+    bool known =
+        strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0 || strcmp(verb, "revoke") == 0;
+    if (!known) {
+        bool help = strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0;
         usage(help ? stdout : stderr);
         return help ? 0 : 2;
     }
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc) {
+        if (strcmp(verb, "revoke") == 0 && id == NULL && argv[i][0] != '-') {
+            id = argv[i];
+        } else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc) {
             tenant = argv[++i];
         } else if (strcmp(argv[i], "--database-url") == 0 && i + 1 < argc) {
             url = argv[++i];
@@ -101,17 +177,20 @@ int keys_main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "claimd keys create: unexpected argument '%s'\n", argv[i]);
+            fprintf(stderr, "claimd keys %s: unexpected argument '%s'\n", verb, argv[i]);
             usage(stderr);
             return 2;
         }
     }
     url = owner_url(url);
-    if (tenant == NULL || url == NULL) {
-        fputs(tenant == NULL ? "claimd keys create: --tenant NAME is required\n"
-                             : "claimd keys create: no database URL\n",
-              stderr);
+    bool revoking = strcmp(verb, "revoke") == 0;
+    if (url == NULL || (revoking ? id == NULL : tenant == NULL)) {
+        fprintf(stderr, "claimd keys %s: %s\n", verb,
+                url == NULL ? "no database URL"
+                            : (revoking ? "KEY_ID is required" : "--tenant NAME is required"));
         return 2;
     }
-    return create(url, tenant);
+    if (revoking)
+        return revoke(url, id);
+    return strcmp(verb, "list") == 0 ? list(url, tenant) : create(url, tenant);
 }

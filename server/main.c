@@ -25,6 +25,9 @@ static void usage(FILE *f)
           "  migrate [--database-url URL]   apply the database migrations built into claimd\n"
           "  serve [OPTIONS]                run the daemon (claimd serve --help)\n"
           "  keys create --tenant NAME      create an API key (printed once)\n"
+          "  keys list --tenant NAME        list a tenant's keys (never the keys)\n"
+          "  keys revoke KEY_ID             revoke a key\n"
+          "  check-config [OPTIONS]         print the effective settings and their sources\n"
           "\n"
           "  claimd --help | --version\n",
           f);
@@ -109,6 +112,7 @@ static const struct command {
     {"migrate", cmd_migrate},
     {"serve", serve_main},
     {"keys", keys_main},
+    {"check-config", serve_check_config},
 };
 
 int main(int argc, char **argv)

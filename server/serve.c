@@ -39,8 +39,9 @@ struct serve {
 static void usage(FILE *f)
 {
     fputs("usage: claimd serve [OPTIONS]\n\n"
-          "Runs the daemon. Settings come from CLAIMD_* environment variables, then\n"
-          "these flags (a flag overrides the environment):\n\n",
+          "Runs the daemon. Settings come from the config file (--config FILE, else\n"
+          "$CLAIMD_CONFIG, else " CONFIG_DEFAULT_FILE " when it exists), then CLAIMD_*\n"
+          "environment variables, then these flags, each overriding the one before:\n\n",
           f);
     config_help(f);
 }
@@ -51,24 +52,42 @@ static void usage(FILE *f)
 
 static int read_settings(struct config *cfg, int argc, char **argv)
 {
-    char err[256];
-    config_defaults(cfg);
-    int rc = config_from_env(cfg, err, sizeof(err));
-    if (rc == 0)
-        rc = config_from_args(cfg, argc, argv, err, sizeof(err));
+    char err[512];
+    int rc = config_load(cfg, argc, argv, err, sizeof(err));
     if (rc == 1) {
         usage(stdout);
         return 1;
     }
+    if (rc == 0)
+        rc = config_check(cfg, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "claimd serve: %s\n", err);
         return -1;
     }
-    if (cfg->database_url[0] == '\0') {
-        fputs("claimd serve: no database URL: pass --database-url URL or set "
-              "CLAIMD_DATABASE_URL (serve never starts a database of its own)\n",
-              stderr);
-        return -1;
+    if (config_has_password(cfg->database_url))
+        log_msg(LOG_WARN, "serve",
+                "the database URL carries a password, which other users can read (ps, "
+                "/proc): use libpq's passfile (~/.pgpass) or PGPASSWORD instead");
+    return 0;
+}
+
+int serve_check_config(int argc, char **argv)
+{
+    static struct config cfg;
+    char err[512];
+    int rc = config_load(&cfg, argc, argv, err, sizeof(err));
+    if (rc == 1) {
+        puts("usage: claimd check-config [--config FILE] [serve flags...]\n\n"
+             "Prints the effective settings and where each came from (default, file,\n"
+             "environment, flag); exits 1 when a setting is invalid.");
+        return 0;
+    }
+    if (rc == 0)
+        rc = config_check(&cfg, err, sizeof(err));
+    config_print(&cfg, stdout);
+    if (rc != 0) {
+        fprintf(stderr, "claimd check-config: %s\n", err);
+        return 1;
     }
     return 0;
 }

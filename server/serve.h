@@ -9,4 +9,7 @@
 /** The serve command; returns the process exit code. */
 int serve_main(int argc, char **argv);
 
+/** The check-config command: the effective settings and their sources. */
+int serve_check_config(int argc, char **argv);
+
 #endif
