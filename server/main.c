@@ -8,6 +8,7 @@
 
 #include "keys.h"
 #include "migrate.h"
+#include "policyfile.h"
 #include "serve.h"
 
 #ifndef CLAIMD_VERSION
@@ -28,6 +29,7 @@ static void usage(FILE *f)
           "  keys list --tenant NAME        list a tenant's keys (never the keys)\n"
           "  keys revoke KEY_ID             revoke a key\n"
           "  check-config [OPTIONS]         print the effective settings and their sources\n"
+          "  policy add FILE.json           store a new policy version (SIGHUP reloads)\n"
           "\n"
           "  claimd --help | --version\n",
           f);
@@ -109,10 +111,9 @@ static const struct command {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"migrate", cmd_migrate},
-    {"serve", serve_main},
-    {"keys", keys_main},
-    {"check-config", serve_check_config},
+    {"migrate", cmd_migrate},    {"serve", serve_main},
+    {"keys", keys_main},         {"check-config", serve_check_config},
+    {"policy", policyfile_main},
 };
 
 int main(int argc, char **argv)

@@ -25,14 +25,23 @@
 
 #define WORKERS_MAX 256
 
+/* One generation of policy versions; SIGHUP loads a new one. */
+struct policy_gen {
+    struct policy versions[POLICY_VERSIONS_MAX];
+    struct policy_set set;
+    struct policy_gen *older;
+};
+
 struct serve {
     struct config cfg;
-    struct policy versions[POLICY_VERSIONS_MAX];
-    struct policy_set policies;
+    int argc;
+    char **argv;
+    struct policy_gen *gen; /* the newest; older ones until no loop uses them */
     struct worker *workers;
     int nworkers;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;
     bool stopping;
 };
 
@@ -92,33 +101,36 @@ int serve_check_config(int argc, char **argv)
     return 0;
 }
 
-static int load_policies(struct serve *s)
+/* Loads every policy version (blocking: start-up and SIGHUP only) into a new generation. */
+static struct policy_gen *load_policies(const char *url, char *err, size_t errlen)
 {
-    char err[512];
     PGconn *conn = NULL;
-    if (pgutil_connect(s->cfg.database_url, &conn, err, sizeof(err)) != 0) {
-        fprintf(stderr, "claimd serve: cannot connect to the database: %s\n", err);
-        return -1;
+    struct policy_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL || pgutil_connect(url, &conn, err, errlen) != 0) {
+        free(g);
+        return NULL;
     }
     PGresult *res = PQexec(conn, store_policies_sql);
     size_t n = 0;
-    int rc = pgutil_result_ok(res) ? store_read_policies(res, s->versions, POLICY_VERSIONS_MAX, &n)
-                                   : CLAIMD_EDB;
-    if (!pgutil_result_ok(res))
-        pgutil_error_line(conn, res, err, sizeof(err));
+    int rc = CLAIMD_EDB;
+    if (pgutil_result_ok(res))
+        rc = store_read_policies(res, g->versions, POLICY_VERSIONS_MAX, &n);
     else
-        snprintf(err, sizeof(err), "the stored versions are not valid");
+        pgutil_error_line(conn, res, err, errlen);
     PQclear(res);
     PQfinish(conn);
-    s->policies = (struct policy_set){s->versions, n};
-    if (rc == 0)
-        rc = policy_set_validate(&s->policies, NULL);
-    if (rc != 0) {
-        fprintf(stderr,
-                "claimd serve: cannot load policy versions (did `claimd migrate` run?): %s\n", err);
-        return -1;
+    g->set = (struct policy_set){g->versions, n};
+    if (rc == 0 && policy_set_validate(&g->set, NULL) != 0) {
+        snprintf(err, errlen, "the stored versions do not form a valid set");
+        rc = CLAIMD_EINVAL;
+    } else if (rc == CLAIMD_EDB && pgutil_result_ok(res)) {
+        snprintf(err, errlen, "a stored version cannot be read");
     }
-    return 0;
+    if (rc != 0) {
+        free(g);
+        return NULL;
+    }
+    return g;
 }
 
 /* ------------------------------------------------------------------------
@@ -189,6 +201,61 @@ static int bind_all(const char *listen, int *fds, int n)
  * Signals and the workers
  * ------------------------------------------------------------------------ */
 
+static void set_log_level(const char *name)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, names[i]) == 0)
+            log_set_level((enum log_level)i);
+    }
+}
+
+/* Frees the generations below the newest that no loop uses any more. */
+static void free_unused_gens(struct serve *s)
+{
+    struct policy_gen **link = &s->gen->older;
+    while (*link != NULL) {
+        struct policy_gen *g = *link;
+        bool used = false;
+        for (int i = 0; i < s->nworkers && !used; i++)
+            used = worker_uses(&s->workers[i], g->versions);
+        if (used) {
+            link = &g->older;
+            continue;
+        }
+        *link = g->older;
+        free(g);
+    }
+}
+
+/*
+ * SIGHUP: the settings and the policy versions again. A bad config or an
+ * unreachable database keeps what runs now, and says why.
+ */
+static void on_reload(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    static struct config cfg;
+    char err[512];
+    if (config_load(&cfg, s->argc, s->argv, err, sizeof(err)) != 0 ||
+        config_check(&cfg, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERROR, "serve", "reload refused, keeping the running settings: %s", err);
+        return;
+    }
+    struct policy_gen *g = load_policies(cfg.database_url, err, sizeof(err));
+    if (g == NULL)
+        log_msg(LOG_ERROR, "serve", "reload: keeping the running policy versions: %s", err);
+    set_log_level(cfg.log_level);
+    for (int i = 0; i < s->nworkers; i++)
+        worker_reload(&s->workers[i], &cfg, g != NULL ? &g->set : NULL);
+    if (g != NULL) {
+        g->older = s->gen;
+        s->gen = g;
+        log_msg(LOG_INFO, "serve", "reloaded: %zu policy versions", g->set.n);
+    }
+    free_unused_gens(s);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct serve *s = h->data;
@@ -200,12 +267,13 @@ static void on_signal(uv_signal_t *h, int signum)
         worker_stop(&s->workers[i]);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sighup, NULL);
 }
 
 static int run_workers(struct serve *s, const int *fds)
 {
     for (int i = 0; i < s->nworkers; i++) {
-        int rc = worker_start(&s->workers[i], i, fds[i], &s->cfg, &s->policies);
+        int rc = worker_start(&s->workers[i], i, fds[i], &s->cfg, &s->gen->set);
         if (rc != 0) {
             fprintf(stderr, "claimd serve: event loop %d failed to start: %s\n", i,
                     uv_strerror(rc));
@@ -219,15 +287,6 @@ static int run_workers(struct serve *s, const int *fds)
     return 0;
 }
 
-static void set_log_level(const char *name)
-{
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(name, names[i]) == 0)
-            log_set_level((enum log_level)i);
-    }
-}
-
 int serve_main(int argc, char **argv)
 {
     static struct serve s;
@@ -235,10 +294,17 @@ int serve_main(int argc, char **argv)
     int rc = read_settings(&s.cfg, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    char err[512];
     set_log_level(s.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
-    if (load_policies(&s) != 0)
+    s.argc = argc;
+    s.argv = argv;
+    s.gen = load_policies(s.cfg.database_url, err, sizeof(err));
+    if (s.gen == NULL) {
+        fprintf(stderr,
+                "claimd serve: cannot load policy versions (did `claimd migrate` run?): %s\n", err);
         return 1;
+    }
     s.nworkers = s.cfg.threads > 0 ? s.cfg.threads : (int)uv_available_parallelism();
     if (s.nworkers > WORKERS_MAX)
         s.nworkers = WORKERS_MAX;
@@ -252,9 +318,11 @@ int serve_main(int argc, char **argv)
     uv_loop_t *main_loop = uv_default_loop();
     uv_signal_init(main_loop, &s.sigterm);
     uv_signal_init(main_loop, &s.sigint);
-    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_init(main_loop, &s.sighup);
+    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sighup, on_reload, SIGHUP);
     log_msg(LOG_INFO, "serve", "listening on port %d with %d loops", port, s.nworkers);
     printf("listening on port %d\n", port);
     fflush(stdout);
@@ -262,6 +330,11 @@ int serve_main(int argc, char **argv)
     for (int i = 0; i < s.nworkers; i++)
         worker_join(&s.workers[i]);
     free(s.workers);
+    while (s.gen != NULL) {
+        struct policy_gen *older = s.gen->older;
+        free(s.gen);
+        s.gen = older;
+    }
     uv_loop_close(main_loop);
     log_msg(LOG_INFO, "serve", "stopped");
     return 0;

@@ -45,12 +45,35 @@ static void on_drain_timeout(uv_timer_t *t)
     http_server_close_all(&w->http);
 }
 
+/* Takes what worker_reload handed over: reloadable settings and versions. */
+static void take_reload(struct worker *w)
+{
+    uv_mutex_lock(&w->reload_lock);
+    const struct policy_set *ps = w->reload_policies;
+    w->reload_policies = NULL;
+    if (w->has_reload_cfg) {
+        for (size_t i = 0; i < config_nsettings; i++) {
+            const struct config_setting *s = &config_settings[i];
+            if (s->reloadable && s->type == CONFIG_INT)
+                *(int *)(void *)((char *)&w->cfg + s->offset) =
+                    *(const int *)(const void *)((const char *)&w->reload_cfg + s->offset);
+        }
+        w->has_reload_cfg = false;
+    }
+    if (ps != NULL) {
+        w->api.policies = *ps;
+        atomic_store(&w->using_policies, ps->v);
+    }
+    uv_mutex_unlock(&w->reload_lock);
+}
+
 static void on_wake(uv_async_t *a)
 {
     struct worker *w = a->data;
+    take_reload(w);
     if (!atomic_load(&w->stop) || w->http.draining)
         return;
-    uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)w->cfg->drain_timeout_ms, 0);
+    uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)w->cfg.drain_timeout_ms, 0);
     http_server_drain(&w->http, drained);
 }
 
@@ -62,7 +85,7 @@ static void on_heartbeat(uv_timer_t *t)
 
 static int init_db(struct worker *w)
 {
-    const struct config *c = w->cfg;
+    const struct config *c = &w->cfg;
     memset(&w->pgcfg, 0, sizeof(w->pgcfg));
     w->pgcfg.conninfo = c->database_url;
     w->pgcfg.statement_timeout_ms = c->statement_timeout_ms;
@@ -78,10 +101,11 @@ static int init_db(struct worker *w)
         return rc;
     struct pipeline_config pc = {(size_t)c->max_batch, (size_t)c->max_queue, 5};
     w->api.loop = &w->loop;
-    w->api.store = (struct store){&w->pool, w->policies, DATE_NONE};
     w->api.policies = *w->policies;
+    w->api.store = (struct store){&w->pool, &w->api.policies, DATE_NONE};
     w->api.schema_version = (int64_t)migrate_builtin_count;
-    rc = pipeline_create(&w->api.pipeline, &w->pool, &pc, w->policies);
+    atomic_store(&w->using_policies, w->policies->v);
+    rc = pipeline_create(&w->api.pipeline, &w->pool, &pc, &w->api.policies);
     return rc ? rc : auth_init(&w->api.auth, &w->loop, &w->api.store, &c->auth_cache_ms);
 }
 
@@ -98,8 +122,8 @@ static int init_loop(struct worker *w)
     rc = init_db(w);
     if (rc != 0)
         return rc;
-    w->httpcfg = (struct http_config){&w->cfg->header_timeout_ms, &w->cfg->body_timeout_ms,
-                                      &w->cfg->idle_timeout_ms, w->cfg->max_connections};
+    w->httpcfg = (struct http_config){&w->cfg.header_timeout_ms, &w->cfg.body_timeout_ms,
+                                      &w->cfg.idle_timeout_ms, w->cfg.max_connections};
     rc = http_server_init(&w->http, &w->loop, w->listen_fd, &w->httpcfg, api_route, api_handle,
                           &w->api);
     if (rc != 0)
@@ -130,9 +154,12 @@ int worker_start(struct worker *w, int index, int listen_fd, const struct config
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->listen_fd = listen_fd;
-    w->cfg = cfg;
+    w->cfg = *cfg;
     w->policies = policies;
-    int rc = uv_sem_init(&w->ready, 0);
+    int rc = uv_mutex_init(&w->reload_lock);
+    if (rc != 0)
+        return rc;
+    rc = uv_sem_init(&w->ready, 0);
     if (rc != 0)
         return rc;
     rc = uv_thread_create(&w->thread, run, w);
@@ -140,6 +167,25 @@ int worker_start(struct worker *w, int index, int listen_fd, const struct config
         uv_sem_wait(&w->ready);
     uv_sem_destroy(&w->ready);
     return rc != 0 ? rc : w->rc;
+}
+
+void worker_reload(struct worker *w, const struct config *cfg, const struct policy_set *policies)
+{
+    uv_mutex_lock(&w->reload_lock);
+    w->reload_cfg = *cfg;
+    w->has_reload_cfg = true;
+    if (policies != NULL)
+        w->reload_policies = policies;
+    uv_mutex_unlock(&w->reload_lock);
+    uv_async_send(&w->wake);
+}
+
+bool worker_uses(struct worker *w, const struct policy *versions)
+{
+    uv_mutex_lock(&w->reload_lock);
+    bool pending = w->reload_policies != NULL && w->reload_policies->v == versions;
+    uv_mutex_unlock(&w->reload_lock);
+    return pending || atomic_load(&w->using_policies) == versions;
 }
 
 void worker_stop(struct worker *w)
@@ -151,5 +197,6 @@ void worker_stop(struct worker *w)
 int worker_join(struct worker *w)
 {
     uv_thread_join(&w->thread);
+    uv_mutex_destroy(&w->reload_lock);
     return w->rc;
 }

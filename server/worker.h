@@ -8,6 +8,7 @@
 #define CLAIMD_SERVER_WORKER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -20,7 +21,7 @@
 struct worker {
     int index;
     int listen_fd;
-    const struct config *cfg;
+    struct config cfg; /* the loop's own copy; reloads update its reloadable members */
     const struct policy_set *policies;
     uv_thread_t thread;
     uv_sem_t ready; /* posted once the loop is set up (or failed to be) */
@@ -30,6 +31,11 @@ struct worker {
     uv_timer_t drain_timer;
     atomic_uint_fast64_t beat; /* uv_now() of the loop's last heartbeat */
     atomic_int stop;           /* set before wake: drain and exit */
+    uv_mutex_t reload_lock;    /* guards the three members below */
+    struct config reload_cfg;  /* a copy: the main thread may reload again meanwhile */
+    bool has_reload_cfg;
+    const struct policy_set *reload_policies;
+    _Atomic(const struct policy *) using_policies; /* the versions the loop decides with */
     struct pgconn_config pgcfg;
     struct dbpool pool;
     struct api api;
@@ -44,6 +50,17 @@ struct worker {
  */
 CLAIMD_MUSTCHECK int worker_start(struct worker *w, int index, int listen_fd,
                                   const struct config *cfg, const struct policy_set *policies);
+
+/**
+ * Hands the worker new settings (copied; only the reloadable ones are taken)
+ * and policy versions (NULL: unchanged); it switches between two events,
+ * without dropping a request. The versions must stay valid while worker_uses
+ * says so.
+ */
+void worker_reload(struct worker *w, const struct config *cfg, const struct policy_set *policies);
+
+/** True while the worker may still read versions (an array of struct policy). */
+bool worker_uses(struct worker *w, const struct policy *versions);
 
 /** Asks the worker to stop accepting, finish in-flight requests and exit. */
 void worker_stop(struct worker *w);
