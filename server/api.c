@@ -30,6 +30,7 @@ struct route {
 static void get_healthz(struct api *api, struct http_request *req, struct api_ctx *ctx);
 static void get_readyz(struct api *api, struct http_request *req, struct api_ctx *ctx);
 static void get_policies(struct api *api, struct http_request *req, struct api_ctx *ctx);
+static void get_metrics(struct api *api, struct http_request *req, struct api_ctx *ctx);
 
 /*
  * The routes. Literal paths come before the templates that would also match
@@ -38,6 +39,7 @@ static void get_policies(struct api *api, struct http_request *req, struct api_c
 static const struct route routes[] = {
     {"/healthz", get_healthz, NULL, NULL, "GET, HEAD", false, 0},
     {"/readyz", get_readyz, NULL, NULL, "GET, HEAD", false, 0},
+    {"/metrics", get_metrics, NULL, NULL, "GET, HEAD", false, 0},
     {"/v1/policies", get_policies, NULL, NULL, "GET, HEAD", true, 0},
     {"/v1/subscriptions", NULL, api__post_subscriptions, NULL, "POST", true, BODY_LIMIT},
     {"/v1/subscriptions/{ref}", api__get_subscription, NULL, NULL, "GET, HEAD", true, 0},
@@ -55,6 +57,23 @@ static const struct route routes[] = {
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+_Static_assert(NROUTES < METRICS_ROUTES, "every route needs a metrics slot");
+
+static const char *route_names[NROUTES];
+
+const char *const *api_route_names(size_t *n)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        route_names[i] = routes[i].pattern;
+    *n = NROUTES;
+    return route_names;
+}
+
+void api_answered(struct http_request *req, int status)
+{
+    struct api *api = http_request_app(req);
+    metrics_request(&api->metrics, req->route, status, uv_hrtime() - req->start_ns);
+}
 
 /* ------------------------------------------------------------------------
  * Routing
@@ -469,6 +488,22 @@ static void get_readyz(struct api *api, struct http_request *req, struct api_ctx
 {
     ctx->op.kind = STORE_READY;
     api__submit(ctx, ready_done);
+}
+
+#ifndef CLAIMD_VERSION
+#define CLAIMD_VERSION "unknown"
+#endif
+
+static void get_metrics(struct api *api, struct http_request *req, struct api_ctx *ctx)
+{
+    struct jsonw w;
+    jsonw_init(&w, &req->arena, 16384);
+    metrics_render(api->registry, &w, CLAIMD_VERSION);
+    if (w.failed) {
+        api__failed(req, CLAIMD_EOVERLOAD);
+        return;
+    }
+    http_respond(req, 200, NULL, "text/plain; version=0.0.4", w.buf, w.len);
 }
 
 static void get_policies(struct api *api, struct http_request *req, struct api_ctx *ctx)

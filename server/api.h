@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "http.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "store.h"
 
@@ -22,6 +23,8 @@ struct api {
     struct policy versions[POLICY_VERSIONS_MAX];
     struct policy_set policies;
     int64_t schema_version; /* the migrations this binary carries */
+    struct metrics metrics;
+    const struct metrics_registry *registry;
 };
 
 /** Chooses the route of a request (http_route_fn). */
@@ -29,5 +32,11 @@ size_t api_route(struct http_request *req);
 
 /** Answers a request (http_handle_fn); req->conn's server app is the struct api. */
 void api_handle(struct http_request *req);
+
+/** Counts an answer in the loop's metrics (http_answered_fn). */
+void api_answered(struct http_request *req, int status);
+
+/** The route templates, by route index (metrics labels). */
+const char *const *api_route_names(size_t *n);
 
 #endif

@@ -227,9 +227,17 @@ static void claim_failed(struct http_request *req, int rc)
  * One claim
  * ------------------------------------------------------------------------ */
 
+/* A decision recorded now (not a replay) counts in the metrics. */
+static void count_decision(struct api *api, const struct pipeline_req *q)
+{
+    if (q->rc == 0 && !q->replayed)
+        metrics_decision(&api->metrics, q->rec.status, q->rec.reasons);
+}
+
 static void claim_decided(struct pipeline_req *q)
 {
     struct api_ctx *ctx = q->data;
+    count_decision(ctx->api, q);
     if (q->rc != 0)
         claim_failed(ctx->req, q->rc);
     else
@@ -416,6 +424,7 @@ static void batch_answer(struct api_batch *b)
 static void batch_item_done(struct pipeline_req *q)
 {
     struct api_batch *b = q->data;
+    count_decision(b->ctx->api, q);
     if (q->rc == CLAIMD_EUNAVAIL || q->rc == CLAIMD_EDB)
         b->unavailable = true;
     if (--b->pending == 0)

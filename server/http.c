@@ -191,6 +191,7 @@ static int on_message_begin(llhttp_t *p)
     c->count++;
     slot_clear(r);
     r->conn = c;
+    r->start_ns = uv_hrtime();
     c->cur = r;
     c->msg_started = false;
     c->headers_too_big = false;
@@ -630,6 +631,8 @@ void http_respond(struct http_request *req, int status, const char *headers,
                   const char *content_type, const char *body, size_t body_len)
 {
     struct http_conn *c = req->conn;
+    if (c->srv->answered != NULL)
+        c->srv->answered(req, status);
     if (c->state != CONN_READING || !req->keep_alive)
         req->_close = true;
     if (body != NULL && body_len > 0 && !arena_owns(&req->arena, body))

@@ -50,6 +50,9 @@ typedef size_t (*http_route_fn)(struct http_request *req);
  */
 typedef void (*http_handle_fn)(struct http_request *req);
 
+/** Called with every answer's status as it is made (for metrics); may be NULL. */
+typedef void (*http_answered_fn)(struct http_request *req, int status);
+
 /** Settings of the HTTP layer (timeouts are read at every use). */
 struct http_config {
     const int *header_timeout_ms;
@@ -73,6 +76,7 @@ struct http_server {
     const struct http_config *cfg;
     http_route_fn route;
     http_handle_fn handle;
+    http_answered_fn answered;
     void *app;
     struct arena_cache arenas;
     struct http_conn *conns; /* every open connection */
@@ -105,7 +109,8 @@ struct http_request {
     enum http_early early;
     const char *allow; /* for 405 */
     int route;
-    void *ctx; /* the handler's */
+    uint64_t start_ns; /* uv_hrtime() at the request's first byte */
+    void *ctx;         /* the handler's */
 
     /* Private to http.c. */
     bool _complete;   /* the whole message is in */

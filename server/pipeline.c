@@ -1012,6 +1012,8 @@ static void job_done(struct pgjob *job, int rc)
     if (rc == 0 && !b->failed) {
         p->stats.batches++;
         p->stats.claims += b->n;
+        if (p->cfg.committed != NULL)
+            p->cfg.committed(p->cfg.committed_arg, b->n);
         finish(b, 0);
         return;
     }

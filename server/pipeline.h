@@ -49,9 +49,11 @@ struct pipeline_req {
 };
 
 struct pipeline_config {
-    size_t max_batch; /* claims per transaction, 1..ADJ_BATCH_MAX */
-    size_t max_queue; /* claims waiting; more answer CLAIMD_EOVERLOAD */
-    int max_retries;  /* re-runs of a batch after a conflict or deadlock */
+    size_t max_batch;                       /* claims per transaction, 1..ADJ_BATCH_MAX */
+    size_t max_queue;                       /* claims waiting; more answer CLAIMD_EOVERLOAD */
+    int max_retries;                        /* re-runs of a batch after a conflict or deadlock */
+    void (*committed)(void *arg, size_t n); /* after each committed batch; may be NULL */
+    void *committed_arg;
 };
 
 /** Counters for metrics and benchmarks. */

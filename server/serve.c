@@ -43,6 +43,7 @@ struct serve {
     uv_signal_t sigint;
     uv_signal_t sighup;
     bool stopping;
+    struct metrics_registry registry;
 };
 
 static void usage(FILE *f)
@@ -273,7 +274,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static int run_workers(struct serve *s, const int *fds)
 {
     for (int i = 0; i < s->nworkers; i++) {
-        int rc = worker_start(&s->workers[i], i, fds[i], &s->cfg, &s->gen->set);
+        int rc = worker_start(&s->workers[i], i, fds[i], &s->cfg, &s->gen->set, &s->registry);
         if (rc != 0) {
             fprintf(stderr, "claimd serve: event loop %d failed to start: %s\n", i,
                     uv_strerror(rc));
@@ -312,6 +313,7 @@ int serve_main(int argc, char **argv)
     if (port < 0)
         return 1;
     s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
+    s.registry.routes = api_route_names(&s.registry.nroutes);
     arena_set_json(NULL); /* install the jansson hooks before any loop thread runs */
     if (s.workers == NULL || run_workers(&s, fds) != 0)
         return 1;

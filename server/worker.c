@@ -77,10 +77,34 @@ static void on_wake(uv_async_t *a)
     http_server_drain(&w->http, drained);
 }
 
+static void set_gauge(metric_t *m, uint64_t v)
+{
+    atomic_store_explicit(m, v, memory_order_relaxed);
+}
+
+/* Liveness, and the gauges of /metrics, once a second. */
 static void on_heartbeat(uv_timer_t *t)
 {
     struct worker *w = t->data;
+    struct pipeline_stats ps;
+    size_t busy = 0;
     atomic_store(&w->beat, uv_now(&w->loop));
+    if (w->api.pipeline == NULL)
+        return;
+    pipeline_stats(w->api.pipeline, &ps);
+    for (size_t i = 0; i < w->pool.nconns; i++)
+        busy += w->pool.conns[i].state == PGCONN_BUSY;
+    set_gauge(&w->api.metrics.queue_depth, ps.queued);
+    set_gauge(&w->api.metrics.pool_size, w->pool.nconns);
+    set_gauge(&w->api.metrics.pool_up, dbpool_up(&w->pool));
+    set_gauge(&w->api.metrics.pool_busy, busy);
+    set_gauge(&w->api.metrics.connections, w->http.stats.open);
+}
+
+static void batch_committed(void *arg, size_t n)
+{
+    struct worker *w = arg;
+    metrics_batch(&w->api.metrics, n);
 }
 
 static int init_db(struct worker *w)
@@ -99,7 +123,7 @@ static int init_db(struct worker *w)
         dbpool_init(&w->pool, &w->loop, &w->pgcfg, (size_t)c->db_connections, (size_t)c->max_queue);
     if (rc != 0)
         return rc;
-    struct pipeline_config pc = {(size_t)c->max_batch, (size_t)c->max_queue, 5};
+    struct pipeline_config pc = {(size_t)c->max_batch, (size_t)c->max_queue, 5, batch_committed, w};
     w->api.loop = &w->loop;
     w->api.policies = *w->policies;
     w->api.store = (struct store){&w->pool, &w->api.policies, DATE_NONE};
@@ -128,6 +152,9 @@ static int init_loop(struct worker *w)
                           &w->api);
     if (rc != 0)
         return rc;
+    w->http.answered = api_answered;
+    w->api.registry = w->registry;
+    metrics_register(w->registry, &w->api.metrics);
     dbpool_start(&w->pool);
     return 0;
 }
@@ -149,9 +176,10 @@ static void run(void *arg)
 }
 
 int worker_start(struct worker *w, int index, int listen_fd, const struct config *cfg,
-                 const struct policy_set *policies)
+                 const struct policy_set *policies, struct metrics_registry *registry)
 {
     memset(w, 0, sizeof(*w));
+    w->registry = registry;
     w->index = index;
     w->listen_fd = listen_fd;
     w->cfg = *cfg;

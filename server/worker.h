@@ -23,6 +23,7 @@ struct worker {
     int listen_fd;
     struct config cfg; /* the loop's own copy; reloads update its reloadable members */
     const struct policy_set *policies;
+    struct metrics_registry *registry;
     uv_thread_t thread;
     uv_sem_t ready; /* posted once the loop is set up (or failed to be) */
     uv_loop_t loop;
@@ -49,7 +50,8 @@ struct worker {
  * must be bound (not yet listening). On an error the thread has exited.
  */
 CLAIMD_MUSTCHECK int worker_start(struct worker *w, int index, int listen_fd,
-                                  const struct config *cfg, const struct policy_set *policies);
+                                  const struct config *cfg, const struct policy_set *policies,
+                                  struct metrics_registry *registry);
 
 /**
  * Hands the worker new settings (copied; only the reloadable ones are taken)
