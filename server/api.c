@@ -72,7 +72,16 @@ const char *const *api_route_names(size_t *n)
 void api_answered(struct http_request *req, int status)
 {
     struct api *api = http_request_app(req);
-    metrics_request(&api->metrics, req->route, status, uv_hrtime() - req->start_ns);
+    uint64_t ns = uv_hrtime() - req->start_ns;
+    metrics_request(&api->metrics, req->route, status, ns);
+    if (api->access_log != NULL && *api->access_log) {
+        char id[48];
+        const struct api_ctx *ctx = req->ctx;
+        snprintf(id, sizeof(id), "%d-%llu", api->loop_index, (unsigned long long)req->id);
+        log_access(id, llhttp_method_name(req->method),
+                   req->route >= 0 ? routes[req->route].pattern : "none", status, ns / 1000,
+                   ctx != NULL ? (long long)ctx->tenant_id : 0);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -214,6 +223,7 @@ static void key_checked(struct auth_check *chk)
 void api_handle(struct http_request *req)
 {
     struct api *api = http_request_app(req);
+    req->id = ++api->requests;
     if (req->early != HTTP_EARLY_NONE && req->early != HTTP_EARLY_TOO_LARGE) {
         early_answer(req);
         return;
@@ -397,7 +407,9 @@ void api__failed(struct http_request *req, int rc)
                      NULL);
         return;
     default:
-        log_msg(LOG_ERROR, "api", "store operation failed: %s", claimd_rc_name(rc));
+        log_msg(LOG_ERROR, "api", "request %d-%llu failed: %s",
+                ((struct api *)http_request_app(req))->loop_index, (unsigned long long)req->id,
+                claimd_rc_name(rc));
         http_problem(req, 500, "internal_error", "the request could not be completed", NULL);
         return;
     }

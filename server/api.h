@@ -20,11 +20,13 @@ struct api {
     struct store store;
     struct pipeline *pipeline;
     struct auth auth;
-    struct policy versions[POLICY_VERSIONS_MAX];
     struct policy_set policies;
     int64_t schema_version; /* the migrations this binary carries */
     struct metrics metrics;
     const struct metrics_registry *registry;
+    int loop_index;
+    const int *access_log; /* the reloadable setting */
+    uint64_t requests;     /* request ids are "loop-n" */
 };
 
 /** Chooses the route of a request (http_route_fn). */

@@ -39,6 +39,7 @@ struct config {
     int auth_cache_ms;
     int drain_timeout_ms;
     char log_level[16];
+    int access_log;
     char config_file[CONFIG_STR_MAX];               /* "" when none was read */
     enum config_source source[CONFIG_SETTINGS_MAX]; /* per config_settings[] row */
 };

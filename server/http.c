@@ -161,6 +161,7 @@ static void slot_clear(struct http_request *r)
     struct arena a = r->arena;
     memset(r, 0, sizeof(*r));
     r->arena = a;
+    r->route = -1; /* until the handler's router chose one */
 }
 
 /* Bytes at stream offsets: where `at` lies in the data being parsed. */

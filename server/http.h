@@ -110,6 +110,7 @@ struct http_request {
     const char *allow; /* for 405 */
     int route;
     uint64_t start_ns; /* uv_hrtime() at the request's first byte */
+    uint64_t id;       /* set by the handler, for logs */
     void *ctx;         /* the handler's */
 
     /* Private to http.c. */

@@ -83,3 +83,22 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+void log_access(const char *request_id, const char *method, const char *route, int status,
+                unsigned long long us, long long tenant)
+{
+    char line[LINE_MAX_BYTES], ts[40];
+    size_t len = 0;
+    format_time(ts, sizeof(ts));
+    appendf(line, &len, sizeof(line),
+            "{\"ts\":\"%s\",\"level\":\"info\",\"component\":\"access\",\"request_id\":\"", ts);
+    append_escaped(line, &len, sizeof(line), request_id);
+    appendf(line, &len, sizeof(line), "\",\"method\":\"");
+    append_escaped(line, &len, sizeof(line), method);
+    appendf(line, &len, sizeof(line), "\",\"route\":\"");
+    append_escaped(line, &len, sizeof(line), route);
+    appendf(line, &len, sizeof(line), "\",\"status\":%d,\"us\":%llu,\"tenant\":%lld}\n", status, us,
+            tenant);
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}

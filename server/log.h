@@ -19,4 +19,12 @@ void log_set_level(enum log_level level);
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/**
+ * An access log line: {"ts","level":"info","component":"access","request_id",
+ * "method","route","status","us","tenant"}. The route is the template, so no
+ * reference or key ever reaches the log.
+ */
+void log_access(const char *request_id, const char *method, const char *route, int status,
+                unsigned long long us, long long tenant);
+
 #endif

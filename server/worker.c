@@ -154,6 +154,8 @@ static int init_loop(struct worker *w)
         return rc;
     w->http.answered = api_answered;
     w->api.registry = w->registry;
+    w->api.loop_index = w->index;
+    w->api.access_log = &w->cfg.access_log;
     metrics_register(w->registry, &w->api.metrics);
     dbpool_start(&w->pool);
     return 0;
