@@ -40,6 +40,8 @@ const struct config_setting config_settings[] = {
     {"drain-timeout-ms", CONFIG_INT, OFF(drain_timeout_ms), "10000", 0, 600000, true,
      "on SIGTERM, longest wait for in-flight requests"},
     {"log-level", CONFIG_STRING, OFF(log_level), "info", 0, 0, true, "debug, info, warn or error"},
+    {"access-log", CONFIG_INT, OFF(access_log), "0", 0, 1, true,
+     "1: one JSON line per answered request on stderr (request id, route, status, time)"},
 };
 const size_t config_nsettings = sizeof(config_settings) / sizeof(config_settings[0]);
 _Static_assert(sizeof(config_settings) / sizeof(config_settings[0]) <= CONFIG_SETTINGS_MAX,
