@@ -349,3 +349,21 @@ int config_check(const struct config *c, char *err, size_t errlen)
     }
     return 0;
 }
+
+void config_example(void *file)
+{
+    FILE *f = file;
+    fputs("# claimd configuration: every setting with its default. A line \"name = value\"\n"
+          "# sets one; CLAIMD_NAME environment variables and --name flags override\n"
+          "# this file, in that order. Settings marked \"SIGHUP\" take effect on\n"
+          "# `systemctl reload claimd` (SIGHUP) without a restart.\n"
+          "# Keep passwords out of database-url: use libpq's passfile (~/.pgpass).\n",
+          f);
+    for (size_t i = 0; i < config_nsettings; i++) {
+        const struct config_setting *s = &config_settings[i];
+        fprintf(f, "\n# %s%s\n", s->help, s->reloadable ? " (SIGHUP)" : "");
+        if (s->type == CONFIG_INT)
+            fprintf(f, "# %s, from %ld to %ld\n", "whole number", s->min, s->max);
+        fprintf(f, "#%s = %s\n", s->name, s->def);
+    }
+}

@@ -102,6 +102,9 @@ CLAIMD_MUSTCHECK int config_from_args(struct config *c, int argc, char **argv, c
 /** True when a database URL carries a password (claimd warns: use a passfile). */
 bool config_has_password(const char *url);
 
+/** Writes a fully commented example config file: every setting, commented out. */
+void config_example(void *file);
+
 /** Writes the settings table as help text. */
 void config_help(void *file);
 

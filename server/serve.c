@@ -85,11 +85,17 @@ int serve_check_config(int argc, char **argv)
 {
     static struct config cfg;
     char err[512];
+    if (argc == 2 && strcmp(argv[1], "--example") == 0) {
+        config_example(stdout);
+        return 0;
+    }
     int rc = config_load(&cfg, argc, argv, err, sizeof(err));
     if (rc == 1) {
-        puts("usage: claimd check-config [--config FILE] [serve flags...]\n\n"
+        puts("usage: claimd check-config [--config FILE] [serve flags...]\n"
+             "       claimd check-config --example\n\n"
              "Prints the effective settings and where each came from (default, file,\n"
-             "environment, flag); exits 1 when a setting is invalid.");
+             "environment, flag); exits 1 when a setting is invalid. --example prints\n"
+             "a fully commented config file with every setting and its default.");
         return 0;
     }
     if (rc == 0)
