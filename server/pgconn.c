@@ -395,7 +395,8 @@ int pgconn_sync(struct pgconn *c)
 
 const char *pgconn_error(const struct pgconn *c, const PGresult *res)
 {
-    const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+    /* The primary message only: DETAIL lines can quote a row's values (an IMEI). */
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (msg == NULL || msg[0] == '\0')
         msg = c->_pg != NULL ? PQerrorMessage(c->_pg) : "not connected";
     return msg;

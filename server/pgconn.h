@@ -131,7 +131,10 @@ CLAIMD_MUSTCHECK int pgconn_flush_request(struct pgconn *c);
 /** Ends the pipeline's implicit transaction (commit, or rollback after an error). */
 CLAIMD_MUSTCHECK int pgconn_sync(struct pgconn *c);
 
-/** The server's message for a failed result, or the connection's last error. */
+/**
+ * The server's primary message for a failed result (never its DETAIL, which
+ * may quote values), or the connection's last error.
+ */
 const char *pgconn_error(const struct pgconn *c, const PGresult *res);
 
 #endif
