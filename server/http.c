@@ -312,7 +312,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = conn_of_parser(p);
     struct http_request *r = c->cur;
-    if (after_line_break(c, at) || memchr(at, '\n', len) != NULL)
+    /* An empty value comes as a piece of length 0 just past its line's LF: not a fold. */
+    if (len > 0 && (after_line_break(c, at) || memchr(at, '\n', len) != NULL))
         c->obs_fold = true;
     if (c->hwant == H_AUTHORIZATION)
         keep_value(r->authorization, &r->authorization_len, at, len);
@@ -634,7 +635,10 @@ void http_respond(struct http_request *req, int status, const char *headers,
     struct http_conn *c = req->conn;
     if (c->srv->answered != NULL)
         c->srv->answered(req, status);
-    if (c->state != CONN_READING || !req->keep_alive)
+    /* While draining, only the connection's last request closes it: the ones before it
+     * are in flight too and must be answered first. */
+    bool last = req == &c->slots[(c->head + c->count - 1) % HTTP_PIPELINE_MAX];
+    if ((c->state != CONN_READING && last) || !req->keep_alive)
         req->_close = true;
     if (body != NULL && body_len > 0 && !arena_owns(&req->arena, body))
         body = arena_strndup(&req->arena, body, body_len);
