@@ -114,12 +114,17 @@ static int same_device(const struct adj_device *a, const struct adj_device *b)
 }
 
 /* The checks that depend on the subscription's dates, in the contract's order. */
+/*
+ * A cancelled option takes no device, whatever day the registration names:
+ * once a cancellation is recorded the option is over (api.md: "registering on
+ * a cancelled option" is refused), even when registered_on lies before it.
+ */
 static enum sub_verdict check_dates(const struct policy_set *ps, const struct adj_subscription *s,
                                     date_t on)
 {
     if (!s->option)
         return SUB_OPTION_NOT_ENROLLED;
-    if (s->cancelled_on != DATE_NONE && s->cancelled_on <= on)
+    if (s->cancelled_on != DATE_NONE)
         return SUB_OPTION_CANCELLED;
     if (s->activated_on == DATE_NONE)
         return SUB_NOT_ACTIVATED;

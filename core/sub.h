@@ -89,6 +89,8 @@ enum sub_verdict sub_check_cancel(const struct adj_subscription *s, date_t d);
  * Registration of dev (dev->present ignored) on the subscription whose
  * current device is cur; the first failing check in the contract's order
  * answers. A registration identical to the registered device is SUB_REPEAT.
+ * An option with a recorded cancellation refuses every registration
+ * (SUB_OPTION_CANCELLED), whatever its dates.
  */
 enum sub_verdict sub_check_register(const struct policy_set *ps, const struct adj_subscription *s,
                                     const struct adj_device *cur, const struct adj_device *dev,

@@ -25,6 +25,7 @@ struct route {
     const char *allow;
     bool auth;
     size_t body_limit;
+    const char *query; /* the query parameters it takes, comma-separated; NULL: none; "*": any */
 };
 
 static void get_healthz(struct api *api, struct http_request *req, struct api_ctx *ctx);
@@ -37,23 +38,27 @@ static void get_metrics(struct api *api, struct http_request *req, struct api_ct
  * them, so "quote" and "batch" are never taken for a claim_ref.
  */
 static const struct route routes[] = {
-    {"/healthz", get_healthz, NULL, NULL, "GET, HEAD", false, 0},
-    {"/readyz", get_readyz, NULL, NULL, "GET, HEAD", false, 0},
-    {"/metrics", get_metrics, NULL, NULL, "GET, HEAD", false, 0},
-    {"/v1/policies", get_policies, NULL, NULL, "GET, HEAD", true, 0},
-    {"/v1/subscriptions", NULL, api__post_subscriptions, NULL, "POST", true, BODY_LIMIT},
-    {"/v1/subscriptions/{ref}", api__get_subscription, NULL, NULL, "GET, HEAD", true, 0},
-    {"/v1/subscriptions/{ref}/activate", NULL, api__post_activate, NULL, "POST", true, BODY_LIMIT},
-    {"/v1/subscriptions/{ref}/device", NULL, NULL, api__put_device, "PUT", true, BODY_LIMIT},
-    {"/v1/subscriptions/{ref}/cancel", NULL, api__post_cancel, NULL, "POST", true, BODY_LIMIT},
+    {"/healthz", get_healthz, NULL, NULL, "GET, HEAD", false, BODY_LIMIT, "*"},
+    {"/readyz", get_readyz, NULL, NULL, "GET, HEAD", false, BODY_LIMIT, "*"},
+    {"/metrics", get_metrics, NULL, NULL, "GET, HEAD", false, BODY_LIMIT, "*"},
+    {"/v1/policies", get_policies, NULL, NULL, "GET, HEAD", true, BODY_LIMIT, NULL},
+    {"/v1/subscriptions", NULL, api__post_subscriptions, NULL, "POST", true, BODY_LIMIT, NULL},
+    {"/v1/subscriptions/{ref}", api__get_subscription, NULL, NULL, "GET, HEAD", true, BODY_LIMIT,
+     "on"},
+    {"/v1/subscriptions/{ref}/activate", NULL, api__post_activate, NULL, "POST", true, BODY_LIMIT,
+     NULL},
+    {"/v1/subscriptions/{ref}/device", NULL, NULL, api__put_device, "PUT", true, BODY_LIMIT, NULL},
+    {"/v1/subscriptions/{ref}/cancel", NULL, api__post_cancel, NULL, "POST", true, BODY_LIMIT,
+     NULL},
     {"/v1/subscriptions/{ref}/device-protection", NULL, api__post_option, NULL, "POST", true,
-     BODY_LIMIT},
-    {"/v1/subscriptions/{ref}/claims", api__get_history, NULL, NULL, "GET, HEAD", true, 0},
-    {"/v1/claims", NULL, api__post_claim, NULL, "POST", true, BODY_LIMIT},
-    {"/v1/claims/quote", NULL, api__post_quote, NULL, "POST", true, BODY_LIMIT},
-    {"/v1/claims/batch", NULL, api__post_batch, NULL, "POST", true, BATCH_LIMIT},
-    {"/v1/claims/{ref}", api__get_claim, NULL, NULL, "GET, HEAD", true, 0},
-    {"/v1/claims/{ref}/withdraw", NULL, api__post_withdraw, NULL, "POST", true, BODY_LIMIT},
+     BODY_LIMIT, NULL},
+    {"/v1/subscriptions/{ref}/claims", api__get_history, NULL, NULL, "GET, HEAD", true, BODY_LIMIT,
+     "limit,after"},
+    {"/v1/claims", NULL, api__post_claim, NULL, "POST", true, BODY_LIMIT, NULL},
+    {"/v1/claims/quote", NULL, api__post_quote, NULL, "POST", true, BODY_LIMIT, NULL},
+    {"/v1/claims/batch", NULL, api__post_batch, NULL, "POST", true, BATCH_LIMIT, NULL},
+    {"/v1/claims/{ref}", api__get_claim, NULL, NULL, "GET, HEAD", true, BODY_LIMIT, NULL},
+    {"/v1/claims/{ref}/withdraw", NULL, api__post_withdraw, NULL, "POST", true, BODY_LIMIT, NULL},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -196,6 +201,43 @@ static void unavailable(struct http_request *req)
 }
 
 /* The key is known: the body size, then the handler. */
+/* Whether name[0..len) is one of the comma-separated names of allowed. */
+static bool allowed_param(const char *allowed, const char *name, size_t len)
+{
+    if (allowed != NULL && strcmp(allowed, "*") == 0)
+        return true;
+    while (allowed != NULL && *allowed != '\0') {
+        size_t n = strcspn(allowed, ",");
+        if (n == len && memcmp(allowed, name, n) == 0)
+            return true;
+        allowed += n + (allowed[n] == ',');
+    }
+    return false;
+}
+
+/* A query parameter the route does not take is refused, as unknown JSON members are. */
+static bool query_ok(struct http_request *req, const char *allowed)
+{
+    const char *p = req->query, *end = req->query + req->query_len;
+    while (req->query != NULL && p < end) {
+        const char *stop = memchr(p, '&', (size_t)(end - p));
+        size_t len = (size_t)((stop != NULL ? stop : end) - p);
+        size_t name_len = strcspn(p, "=&");
+        name_len = name_len < len ? name_len : len;
+        if (len > 0 && !allowed_param(allowed, p, name_len)) {
+            struct jsonr r;
+            char *name = arena_strndup(&req->arena, p, name_len);
+            jsonr_init(&r, NULL);
+            jsonr_fail(&r, name != NULL ? name : "", "unknown_field");
+            api__field_errors(req, &r);
+            return false;
+        }
+        p += len + (stop != NULL);
+    }
+    return true;
+}
+
+/* The key is known: the body size, the query's parameters, then the handler. */
 static void run_handler(struct api_ctx *ctx)
 {
     struct http_request *req = ctx->req;
@@ -203,6 +245,8 @@ static void run_handler(struct api_ctx *ctx)
         early_answer(req);
         return;
     }
+    if (!query_ok(req, ctx->route->query))
+        return;
     ctx->handler(ctx->api, req, ctx);
 }
 
@@ -239,6 +283,7 @@ void api_handle(struct http_request *req)
     size_t ref_len = 0;
     ctx->api = api;
     ctx->req = req;
+    ctx->route = r;
     ctx->handler = handler_for(r, req->method);
     match(r->pattern, req->path, req->path_len, &ref, &ref_len);
     if (ref != NULL)
@@ -339,20 +384,6 @@ const char *api__query(const struct http_request *req, const char *name, size_t 
     return NULL;
 }
 
-bool api__query_known(const struct http_request *req, const char *const *allowed)
-{
-    const char *p = req->query, *end = req->query + req->query_len, *n, *v;
-    size_t nl, vl;
-    while (req->query != NULL && query_next(&p, end, &n, &nl, &v, &vl)) {
-        bool ok = nl == 0;
-        for (const char *const *a = allowed; *a != NULL && !ok; a++)
-            ok = nl == strlen(*a) && memcmp(n, *a, nl) == 0;
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 void api__write_window(struct jsonw *w, struct window win)
 {
     jsonw_begin_object(w);
@@ -376,7 +407,7 @@ void api__field_errors(struct http_request *req, const struct jsonr *r)
     jsonw_key(&w, "status");
     jsonw_int(&w, 400);
     jsonw_key(&w, "detail");
-    jsonw_str(&w, "the request body has invalid members");
+    jsonw_str(&w, "the request has invalid members");
     jsonw_key(&w, "code");
     jsonw_str(&w, r->errors[0].code);
     jsonw_key(&w, "errors");

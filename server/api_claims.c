@@ -20,6 +20,7 @@ struct api_batch {
     size_t pending;
     struct pipeline_req *reqs;
     struct jsonr *errors; /* per claim; nerrors 0 for a claim that went to the pipeline */
+    const char **refs;    /* per claim: its claim_ref as sent (even an invalid one), or NULL */
     bool unavailable;     /* a claim met a database failure: the answer is 503 */
 };
 
@@ -412,7 +413,7 @@ static void batch_answer(struct api_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         const struct jsonr *e = &b->errors[i];
         if (e->nerrors > 0)
-            write_item_problem(&w, 400, e->errors[0].code, b->reqs[i].claim_ref, e);
+            write_item_problem(&w, 400, e->errors[0].code, b->refs[i], e);
         else
             write_item(&w, &b->reqs[i]);
     }
@@ -465,7 +466,8 @@ static struct api_batch *batch_alloc(struct http_request *req, struct api_ctx *c
     b->n = n;
     b->reqs = arena_alloc(&req->arena, n * sizeof(*b->reqs));
     b->errors = arena_alloc(&req->arena, n * sizeof(*b->errors));
-    if (b->reqs == NULL || b->errors == NULL)
+    b->refs = arena_alloc(&req->arena, n * sizeof(*b->refs));
+    if (b->reqs == NULL || b->errors == NULL || b->refs == NULL)
         return NULL;
     memset(b->reqs, 0, n * sizeof(*b->reqs));
     return b;
@@ -478,6 +480,7 @@ static size_t batch_validate(struct api *api, struct api_batch *b, json_t *arr)
     for (size_t i = 0; i < b->n; i++) {
         json_t *item = json_array_get(arr, i);
         jsonr_init(&b->errors[i], item);
+        b->refs[i] = json_string_value(json_object_get(item, "claim_ref"));
         if (!json_is_object(item)) {
             jsonr_fail(&b->errors[i], "", "invalid_field");
             continue;

@@ -20,12 +20,14 @@ struct api_ctx;
 typedef void (*handler_fn)(struct api *api, struct http_request *req, struct api_ctx *ctx);
 
 struct api_batch;
+struct route;
 
 /* Per request, in its arena: the key check and the work of the handler. */
 struct api_ctx {
     struct api *api;
     struct http_request *req;
     handler_fn handler;
+    const struct route *route;
     struct auth_check chk;
     int64_t tenant_id;
     int64_t key_id;
@@ -79,8 +81,6 @@ void api__submit(struct api_ctx *ctx, void (*done)(struct store_op *op));
 
 /** The value of query parameter name (its span, not decoded), or NULL. */
 const char *api__query(const struct http_request *req, const char *name, size_t *len);
-/** True when every parameter of the query is one of allowed[] (NULL-terminated). */
-bool api__query_known(const struct http_request *req, const char *const *allowed);
 
 /** A stored claim as GET /v1/claims/{ref} shows it. */
 void api__write_record(struct jsonw *w, const struct claim_record *rec);

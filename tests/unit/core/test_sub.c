@@ -256,13 +256,15 @@ Test(sub_check_register, no_policy_in_force)
     cr_assert_eq(reg(&s, &no_device, &d, &clean), SUB_NO_POLICY_IN_FORCE);
 }
 
-Test(sub_check_register, cancelled_on_or_before_registration)
+Test(sub_check_register, any_recorded_cancellation)
 {
     struct adj_subscription s = sub();
     struct adj_device d = device();
     s.cancelled_on = d.registered_on;
     cr_assert_eq(reg(&s, &no_device, &d, &clean), SUB_OPTION_CANCELLED);
     s.cancelled_on = D("2026-04-05");
+    cr_assert_eq(reg(&s, &no_device, &d, &clean), SUB_OPTION_CANCELLED);
+    s.cancelled_on = d.registered_on + 1; /* scheduled after the registration day */
     cr_assert_eq(reg(&s, &no_device, &d, &clean), SUB_OPTION_CANCELLED);
 }
 
