@@ -119,7 +119,6 @@ struct batch {
     struct pgjob job; /* first: the pool hands this back */
     struct pipeline *p;
     bool in_use;
-    int retries;
     int64_t tenant_id;
     size_t n;
     struct pipeline_req **reqs;
@@ -1005,6 +1004,22 @@ static void finish(struct batch *b, int rc)
     kick(p);
 }
 
+/*
+ * The retry budget belongs to the claims, not to the batch slot: a re-run
+ * puts them back in the queue and form() may group them anew. A batch is
+ * re-run while none of its claims has used up max_retries.
+ */
+static bool may_retry(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->reqs[i]->_retries >= b->p->cfg.max_retries)
+            return false;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        b->reqs[i]->_retries++;
+    return true;
+}
+
 static void job_done(struct pgjob *job, int rc)
 {
     struct batch *b = (struct batch *)job;
@@ -1017,8 +1032,7 @@ static void job_done(struct pgjob *job, int rc)
         finish(b, 0);
         return;
     }
-    if (rc == 0 && retryable(b->sqlstate) && b->retries < p->cfg.max_retries) {
-        b->retries++;
+    if (rc == 0 && retryable(b->sqlstate) && may_retry(b)) {
         p->stats.retries++;
         requeue(b);
         kick(p);
@@ -1082,7 +1096,6 @@ static void form(struct pipeline *p, struct batch *b)
     size_t nblocked = 0, scanned = 0;
     b->tenant_id = p->head->tenant_id;
     b->n = b->nsubs = 0;
-    b->retries = 0;
     while (r != NULL && b->n < p->cfg.max_batch && scanned++ < 4 * p->cfg.max_batch) {
         struct pipeline_req *next = r->_next;
         bool ok = r->tenant_id == b->tenant_id && !subset_has(&p->inflight, r->_sub_hash) &&
@@ -1211,6 +1224,7 @@ int pipeline_submit(struct pipeline *p, struct pipeline_req *r)
     r->replayed = false;
     memset(&r->rec, 0, sizeof(r->rec));
     r->_sub_hash = hash_sub(r->tenant_id, r->subscription_ref);
+    r->_retries = 0;
     r->_next = NULL;
     if (p->tail != NULL)
         p->tail->_next = r;

@@ -46,6 +46,7 @@ struct pipeline_req {
 
     uint64_t _sub_hash;
     struct pipeline_req *_next;
+    int _retries; /* re-runs of the batches this claim was in */
 };
 
 struct pipeline_config {
