@@ -48,6 +48,12 @@ static size_t sub_request(char *out, size_t outlen, const char *key, const char 
 #define TRICKLE_MS        100
 #define OTHERS            4
 
+static int cmp_ms(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /*
  * One byte every 100 ms of a long head: the header timeout counts from the request's first
  * byte, so the daemon must close at about 1 s, long before the head is complete. Between
@@ -59,7 +65,8 @@ Test(timeouts, slow_header_sender_is_cut_while_others_proceed)
     static struct daemon d;
     static char slow_req[512];
     struct client slow, others[OTHERS];
-    int64_t worst = 0;
+    int64_t lat[128], worst = 0;
+    int nlat = 0;
     daemon_up(&d, (const char *[]){"--header-timeout-ms", "1000", NULL});
     int n = snprintf(slow_req, sizeof(slow_req),
                      "GET /healthz HTTP/1.1\r\nHost: claimd.test\r\nX-Slow: %060d\r\n\r\n", 0);
@@ -74,8 +81,9 @@ Test(timeouts, slow_header_sender_is_cut_while_others_proceed)
         }
         int64_t t0 = now_ms();
         healthz_on(&others[i % OTHERS]);
-        int64_t lat = now_ms() - t0;
-        worst = lat > worst ? lat : worst;
+        lat[nlat] = now_ms() - t0;
+        worst = lat[nlat] > worst ? lat[nlat] : worst;
+        nlat++;
         int64_t next = start + (int64_t)(i + 1) * TRICKLE_MS;
         if (next > now_ms())
             sleep_ms((int)(next - now_ms()));
@@ -83,18 +91,24 @@ Test(timeouts, slow_header_sender_is_cut_while_others_proceed)
     if (closed_at < 0 && client_wait_closed(&slow, WAIT_MS))
         closed_at = now_ms() - start;
     cr_assert(closed_at >= 0, "the slow client was never closed");
-    cr_assert(closed_at >= HEADER_TIMEOUT_MS - 50 && closed_at <= HEADER_TIMEOUT_MS + 700,
+    cr_assert(closed_at >= HEADER_TIMEOUT_MS - 50 && closed_at <= HEADER_TIMEOUT_MS + 1000,
               "the slow client was closed after %lld ms; the header timeout is %d ms",
               (long long)closed_at, HEADER_TIMEOUT_MS);
     cr_assert_eq(response_count(slow.buf, slow.len), 0, "the slow client got an answer");
-    cr_assert(worst < 100, "the other clients waited up to %lld ms", (long long)worst);
+    /* Served as usual: a stall behind the slow client would cost 100 ms (a trickle step)
+     * to 1 s (the header timeout) per request. */
+    qsort(lat, (size_t)nlat, sizeof(lat[0]), cmp_ms);
+    cr_assert(nlat >= 8, "only %d requests of the other clients", nlat);
+    cr_assert(lat[nlat / 2] < 20 && worst < 250,
+              "the other clients waited %lld ms (median), %lld ms (worst)",
+              (long long)lat[nlat / 2], (long long)worst);
     for (int i = 0; i < OTHERS; i++) {
         healthz_on(&others[i]);
         client_close(&others[i]);
     }
     client_close(&slow);
-    cr_log_info("slow client closed after %lld ms; others' worst latency %lld ms",
-                (long long)closed_at, (long long)worst);
+    cr_log_info("slow client closed after %lld ms; others' latency %lld ms median, %lld worst",
+                (long long)closed_at, (long long)lat[nlat / 2], (long long)worst);
     daemon_stop(&d);
     daemon_destroy(&d);
 }
@@ -185,7 +199,7 @@ Test(timeouts, idle_keep_alive_connection_is_closed)
     int64_t t0 = now_ms();
     cr_assert(client_wait_closed(&c, WAIT_MS), "the idle connection stayed open");
     int64_t idle = now_ms() - t0;
-    cr_assert(idle >= IDLE_MS - 50 && idle <= IDLE_MS + 500,
+    cr_assert(idle >= IDLE_MS - 50 && idle <= IDLE_MS + 1000,
               "closed after %lld ms idle; the idle timeout is %d ms", (long long)idle, IDLE_MS);
     cr_assert_eq(client_unparsed(&c), 0, "bytes sent on an idle close");
     client_close(&c);
@@ -195,7 +209,7 @@ Test(timeouts, idle_keep_alive_connection_is_closed)
     t0 = now_ms();
     cr_assert(client_wait_closed(&quiet, WAIT_MS), "the silent connection stayed open");
     idle = now_ms() - t0;
-    cr_assert(idle >= IDLE_MS - 50 && idle <= IDLE_MS + 500, "silent: closed after %lld ms",
+    cr_assert(idle >= IDLE_MS - 50 && idle <= IDLE_MS + 1000, "silent: closed after %lld ms",
               (long long)idle);
     client_close(&quiet);
 
@@ -258,7 +272,7 @@ Test(timeouts, sigterm_answers_requests_in_flight_then_exits_0)
     while (lock_waiters(watch) == 0 && now_ms() < deadline)
         sleep_ms(10);
     cr_assert(lock_waiters(watch) > 0, "no creation reached the database");
-    sleep_ms(200); /* every request is read by now */
+    sleep_ms(500); /* every request is read by now */
     daemon_signal(&d, SIGTERM);
 
     cr_assert(client_wait_closed(&idle, WAIT_MS), "the idle connection was not closed");
