@@ -129,8 +129,15 @@ static void on_deadline(uv_timer_t *t)
     ld->fired = true;
 }
 
+/*
+ * Arms the deadline timer ms from now. The loop's cached time may be long
+ * stale (blocking SQL ran since the last uv_run): a timer computed from it
+ * would already be due, fire before the poll of UV_RUN_ONCE, and leave that
+ * poll to block until some other event.
+ */
 static void deadline(struct loopdb *ld, uint64_t ms)
 {
+    uv_update_time(&ld->loop);
     ld->fired = false;
     cr_assert_eq(uv_timer_start(&ld->timer, on_deadline, ms, 0), 0);
 }
@@ -358,7 +365,13 @@ void loopdb_wait_lock_waiters(struct loopdb *ld, int n)
             return;
         loopdb_run_ms(ld, 10);
     }
-    cr_assert_fail("expected %d claimd_app backends waiting on a lock, saw %s", n, v);
+    char seen[2048] = "";
+    testdb_value(loopdb_admin(ld),
+                 "SELECT coalesce(string_agg(concat_ws(' ', pid, state, wait_event_type, "
+                 "wait_event, left(query, 40)), '; '), 'none') FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND usename = 'claimd_app'",
+                 seen, sizeof(seen));
+    cr_assert_fail("expected %d claimd_app backends waiting on a lock, saw %s: %s", n, v, seen);
 }
 
 /* ------------------------------------------------------------------------
