@@ -37,6 +37,9 @@ static void destroy_cluster(void)
         const char *argv[] = {getenv("CLAIMD_PG_PRIVATE"), "destroy", pg_dir, NULL};
         if (argv[0] != NULL)
             daemon_exec(argv, &r);
+        char lock[80]; /* pg-private's lock file beside the directory */
+        snprintf(lock, sizeof(lock), "%s.lock", pg_dir);
+        unlink(lock);
     }
 }
 
