@@ -64,7 +64,10 @@ static void destroy_cluster(void)
     }
     if (pg_dir[0] != '\0' && getenv("CLAIMD_PG_PRIVATE") != NULL) {
         const char *argv[] = {getenv("CLAIMD_PG_PRIVATE"), "destroy", pg_dir, NULL};
+        char lock[80]; /* pg-private's lock file beside the directory */
         daemon_exec(argv, &r);
+        snprintf(lock, sizeof(lock), "%s.lock", pg_dir);
+        unlink(lock);
     }
 }
 
