@@ -153,6 +153,10 @@ size_t api_route(struct http_request *req)
             req->allow = routes[i].allow;
             return 0;
         }
+        if (h == api__post_claim || h == api__post_batch)
+            req->order = HTTP_ORDER_CLAIMS; /* the pipeline keeps their order */
+        else if (h == api__post_quote)
+            req->order = HTTP_ORDER_SAFE; /* reads only */
         return routes[i].body_limit;
     }
     req->route = -1;

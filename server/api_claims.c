@@ -270,6 +270,8 @@ void api__post_claim(struct api *api, struct http_request *req, struct api_ctx *
     int rc = submit_claim(ctx, &ctx->claim, claim_decided, ctx);
     if (rc != 0)
         claim_failed(req, rc);
+    else
+        http_request_handed_off(req);
 }
 
 static void quoted(struct store_op *op)
@@ -522,6 +524,7 @@ void api__post_batch(struct api *api, struct http_request *req, struct api_ctx *
             b->pending--;
         }
     }
+    http_request_handed_off(req);
     if (--b->pending == 0)
         batch_answer(b);
 }

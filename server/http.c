@@ -35,6 +35,8 @@ struct http_conn {
     bool paused;  /* the parser stopped at a message end; rbuf holds the rest */
     bool writing; /* a uv_write is in flight */
     bool continue_sent;
+    bool pumping;    /* pump() is running */
+    bool pump_again; /* a request became answerable meanwhile */
     uv_write_t wreq;
     uv_buf_t wbufs[2 * HTTP_PIPELINE_MAX];
     unsigned nwritten;        /* slots the write in flight covers */
@@ -338,14 +340,62 @@ static int on_header_value_complete(llhttp_t *p)
  * Headers, body and message end
  * ------------------------------------------------------------------------ */
 
+/*
+ * Whether r may start beside the unanswered requests before it (see enum
+ * http_order): none, or all of r's own class, none of them holding the line.
+ */
+static bool may_start(const struct http_request *r, bool any, bool held, enum http_order cls)
+{
+    return !any || (r->order != HTTP_ORDER_ALONE && !held && cls == r->order);
+}
+
+/* An unanswered request holds the line for later ones of its class. */
+static bool holds_line(const struct http_request *r)
+{
+    return r->order == HTTP_ORDER_ALONE || (r->order == HTTP_ORDER_CLAIMS && !r->_handed_off);
+}
+
+/*
+ * Hands every request whose turn has come to the handler, in order. A request
+ * that must wait holds back every request after it, so a connection's changes
+ * happen in the order they were sent.
+ */
+static void pump(struct http_conn *c)
+{
+    if (c->pumping) {
+        c->pump_again = true;
+        return;
+    }
+    c->pumping = true;
+    do {
+        c->pump_again = false;
+        bool any = false, held = false;
+        enum http_order cls = HTTP_ORDER_ALONE;
+        for (unsigned i = 0; i < c->count && c->state != CONN_CLOSING; i++) {
+            struct http_request *r = &c->slots[(c->head + i) % HTTP_PIPELINE_MAX];
+            if (!r->_dispatched) {
+                if (!r->_wants || !may_start(r, any, held, cls))
+                    break;
+                r->_dispatched = true;
+                c->working++;
+                c->srv->handle(r);
+            }
+            if (r->_ready)
+                continue;
+            held = held || (any && cls != r->order) || holds_line(r);
+            cls = r->order;
+            any = true;
+        }
+    } while (c->pump_again);
+    c->pumping = false;
+}
+
 static void dispatch(struct http_request *r)
 {
-    struct http_conn *c = r->conn;
-    if (r->_dispatched)
+    if (r->_wants)
         return;
-    r->_dispatched = true;
-    c->working++;
-    c->srv->handle(r);
+    r->_wants = true;
+    pump(r->conn);
 }
 
 static int split_url(struct http_request *r)
@@ -390,6 +440,7 @@ static int on_headers_complete(llhttp_t *p)
         return HPE_USER;
     r->method = (llhttp_method_t)llhttp_get_method(p);
     r->head = r->method == HTTP_HEAD;
+    r->order = r->method == HTTP_GET || r->method == HTTP_HEAD ? HTTP_ORDER_SAFE : HTTP_ORDER_ALONE;
     r->keep_alive = llhttp_should_keep_alive(p);
     r->body_limit = c->srv->route(r);
     bool has_length = (p->flags & F_CONTENT_LENGTH) != 0, chunked = (p->flags & F_CHUNKED) != 0;
@@ -461,7 +512,7 @@ static void parse_error(struct http_conn *c, llhttp_errno_t err)
     struct http_request *r = c->cur;
     stop_reading(c);
     c->state = CONN_DRAINING;
-    if (r == NULL || r->_dispatched) {
+    if (r == NULL || r->_wants) {
         if (c->count == 0 || r == NULL)
             conn_close(c);
         return;
@@ -604,6 +655,13 @@ static void try_write(struct http_conn *c)
     }
 }
 
+void http_request_handed_off(struct http_request *req)
+{
+    req->_handed_off = true;
+    if (req->conn->state != CONN_CLOSING)
+        pump(req->conn);
+}
+
 void *http_request_app(const struct http_request *req)
 {
     return req->conn->srv->app;
@@ -627,6 +685,7 @@ static void answered(struct http_request *r)
         return;
     }
     try_write(c);
+    pump(c);
 }
 
 void http_respond(struct http_request *req, int status, const char *headers,
@@ -832,7 +891,7 @@ void http_server_drain(struct http_server *s, void (*drained)(struct http_server
         stop_reading(c);
         if (c->state == CONN_READING)
             c->state = CONN_DRAINING;
-        if (c->cur != NULL && !c->cur->_dispatched) {
+        if (c->cur != NULL && !c->cur->_wants) {
             /* Half a request will never be finished: drop its slot. */
             arena_reset(&c->cur->arena);
             slot_clear(c->cur);

@@ -39,8 +39,22 @@ enum http_early {
 };
 
 /*
+ * How a request may overlap the requests before it on its connection
+ * (RFC 9112 §9.3.2: only safe requests may be processed in parallel).
+ * ALONE waits until every earlier request is answered, and holds back every
+ * later one; SAFE runs beside earlier SAFE ones; CLAIMS runs beside earlier
+ * CLAIMS, which the decision pipeline keeps in order by itself.
+ */
+enum http_order {
+    HTTP_ORDER_ALONE = 0,
+    HTTP_ORDER_SAFE,
+    HTTP_ORDER_CLAIMS,
+};
+
+/*
  * Called at the end of a request's headers: choose the route. Returns the body
- * limit in bytes and sets req->route / req->early (404/405) and req->allow.
+ * limit in bytes and sets req->route / req->early (404/405) and req->allow;
+ * may change req->order (SAFE for GET and HEAD, ALONE otherwise).
  */
 typedef size_t (*http_route_fn)(struct http_request *req);
 
@@ -109,12 +123,15 @@ struct http_request {
     enum http_early early;
     const char *allow; /* for 405 */
     int route;
+    enum http_order order;
     uint64_t start_ns; /* uv_hrtime() at the request's first byte */
     uint64_t id;       /* set by the handler, for logs */
     void *ctx;         /* the handler's */
 
     /* Private to http.c. */
     bool _complete;   /* the whole message is in */
+    bool _wants;      /* ready for the handler, waiting for its turn */
+    bool _handed_off; /* a CLAIMS request reached the pipeline (http_request_handed_off) */
     bool _dispatched; /* handed to the handler */
     bool _ready;      /* answered; waiting for its turn to be written */
     bool _close;      /* close the connection after this answer */
@@ -152,6 +169,13 @@ void http_respond_json(struct http_request *req, int status, struct jsonw *w);
 
 /** The standard reason phrase of a status code. */
 const char *http_reason(int status);
+
+/**
+ * For a CLAIMS request: its claims are queued where their order is kept (the
+ * pipeline), so the next CLAIMS request of the connection may start. Until
+ * then it waits, even if the key check of this one is still running.
+ */
+void http_request_handed_off(struct http_request *req);
 
 /** The app pointer given to http_server_init. */
 void *http_request_app(const struct http_request *req);
