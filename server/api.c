@@ -290,8 +290,10 @@ void api_handle(struct http_request *req)
     ctx->route = r;
     ctx->handler = handler_for(r, req->method);
     match(r->pattern, req->path, req->path_len, &ref, &ref_len);
-    if (ref != NULL)
+    if (ref != NULL) {
         memcpy(ctx->ref, ref, ref_len);
+        memcpy(ctx->op.ref, ref, ref_len); /* the store operations name the path's object */
+    }
     req->ctx = ctx;
     if (!r->auth) {
         run_handler(ctx);

@@ -330,7 +330,6 @@ static void claim_read(struct store_op *op)
 
 void api__get_claim(struct api *api, struct http_request *req, struct api_ctx *ctx)
 {
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = STORE_GET_CLAIM;
     api__submit(ctx, claim_read);
 }
@@ -339,7 +338,6 @@ void api__post_withdraw(struct api *api, struct http_request *req, struct api_ct
 {
     if (!api__read_no_body(req))
         return;
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = STORE_WITHDRAW;
     api__submit(ctx, claim_read);
 }

@@ -199,7 +199,6 @@ static void date_change(struct http_request *req, struct api_ctx *ctx, enum stor
     date_t d = read_date_body(req, member);
     if (d == DATE_NONE)
         return;
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = kind;
     ctx->op.date = d;
     api__submit(ctx, changed);
@@ -251,7 +250,6 @@ void api__put_device(struct api *api, struct http_request *req, struct api_ctx *
         api__field_errors(req, &r);
         return;
     }
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = STORE_REGISTER;
     api__submit(ctx, changed);
 }
@@ -269,7 +267,6 @@ void api__post_option(struct api *api, struct http_request *req, struct api_ctx 
 {
     if (!api__read_no_body(req))
         return;
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = STORE_ADD_OPTION;
     api__submit(ctx, option_refused);
 }
@@ -304,7 +301,6 @@ void api__get_subscription(struct api *api, struct http_request *req, struct api
         query_error(req, "on", "invalid_field");
         return;
     }
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = STORE_STATE;
     ctx->op.date = api->store.today != DATE_NONE && on == NULL ? api->store.today : day;
     api__submit(ctx, state_read);
@@ -356,7 +352,6 @@ void api__get_history(struct api *api, struct http_request *req, struct api_ctx 
         api__failed(req, CLAIMD_EOVERLOAD);
         return;
     }
-    memcpy(ctx->op.ref, ctx->ref, sizeof(ctx->op.ref));
     ctx->op.kind = STORE_HISTORY;
     ctx->op.limit = (size_t)n;
     api__submit(ctx, history_read);
