@@ -123,8 +123,9 @@ void jsonw_str(struct jsonw *w, const char *s)
 void jsonw_int(struct jsonw *w, int64_t v)
 {
     char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
     value_start(w);
-    jsonw_raw(w, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%lld", (long long)v));
+    jsonw_raw(w, tmp, (size_t)n);
 }
 
 void jsonw_bool(struct jsonw *w, bool v)
