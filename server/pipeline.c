@@ -253,7 +253,8 @@ static void put_str(struct batch *b, const char *s)
 static void put_int(struct batch *b, int64_t v)
 {
     char tmp[24];
-    put(b, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%lld", (long long)v));
+    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    put(b, tmp, (size_t)n);
 }
 
 static void put_date(struct batch *b, date_t d)
