@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -305,4 +306,236 @@ Test(ops, version_and_help)
     }
     const char *bad[] = {daemon_bin(), "frobnicate", NULL};
     cr_assert_eq(run(bad, &x), 2);
+}
+
+/* ------------------------------------------------------------------------
+ * SIGTERM with requests in flight, SIGHUP under load, the exposition format
+ * ------------------------------------------------------------------------ */
+
+#define IN_FLIGHT 200
+
+static const char claim_fmt[] =
+    "{\"claim_ref\":\"%s\",\"subscription_ref\":\"L-1\",\"imei\":\"" IMEI_A
+    "\",\"incident_on\":\"%s\",\"cause\":\"physical_damage\",\"damage\":\"screen\","
+    "\"remedy\":\"repair\",\"repair_estimate\":65000}";
+
+static void send_claim(struct client *c, const struct daemon *d, const char *ref,
+                       const char *incident)
+{
+    char body[512], req[2048];
+    snprintf(body, sizeof(body), claim_fmt, ref, incident);
+    size_t n = request_build(req, sizeof(req), "POST", "/v1/claims", d->key, "application/json",
+                             NULL, body);
+    cr_assert_eq(client_send(c, req, n), 0);
+}
+
+/*
+ * 200 claims on 200 connections wait behind a table lock when SIGTERM comes:
+ * the daemon stops accepting, answers every one of them once the lock goes,
+ * and exits 0.
+ */
+Test(ops, sigterm_answers_every_request_in_flight)
+{
+    static struct daemon d;
+    static struct client c[IN_FLIGHT];
+    static struct response r;
+    char ref[32];
+    daemon_up(&d, NULL);
+    register_device(&d, "L-1", IMEI_A, 200);
+    PGconn *lock = testdb_connect(d.owner_url);
+    testdb_ok(lock, "BEGIN");
+    testdb_ok(lock, "LOCK TABLE subscriptions IN EXCLUSIVE MODE");
+    for (int i = 0; i < IN_FLIGHT; i++) {
+        snprintf(ref, sizeof(ref), "T-%d", i);
+        client_open(&c[i], d.port);
+        send_claim(&c[i], &d, ref, "2024-06-01");
+    }
+    sleep_ms(500);
+    daemon_signal(&d, SIGTERM);
+    sleep_ms(500);
+    cr_assert(!daemon_exited(&d), "the daemon left before answering");
+    testdb_ok(lock, "COMMIT");
+    PQfinish(lock);
+    int approved = 0;
+    for (int i = 0; i < IN_FLIGHT; i++) {
+        client_expect(&c[i], false, 15000, &r);
+        cr_assert_eq(r.status, 201, "claim %d: %d %s", i, r.status, r.body);
+        approved += strstr(r.body, "\"status\":\"approved\"") != NULL;
+        client_close(&c[i]);
+    }
+    cr_assert_eq(approved, 2, "two uses a window, whatever the drain");
+    cr_assert(daemon_wait(&d, DAEMON_STOP_MS));
+    cr_assert(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0, "status %d", d.status);
+    daemon_assert_clean_log(&d);
+}
+
+static const char *policy_version_of(const struct response *r, char *out, size_t outlen)
+{
+    json_t *v = response_json(r);
+    snprintf(out, outlen, "%s", json_string_value(json_object_get(v, "policy_version")));
+    json_decref(v);
+    return out;
+}
+
+/*
+ * Claims flow on four connections while SIGHUP loads a version in force from
+ * 2024-09-01 with a 70,000 yen cap: none fails, and once every loop has it,
+ * claims of incidents since then are decided under it.
+ */
+Test(ops, sighup_under_load_then_claims_use_the_new_version)
+{
+    static struct daemon d;
+    static struct exec_result x;
+    static struct client c[4];
+    static struct response r;
+    char path[64], ref[32], version[32];
+    daemon_up(&d, NULL);
+    register_device(&d, "L-1", IMEI_A, 200);
+    snprintf(path, sizeof(path), "/tmp/claimd-ops-hup-%d.json", (int)getpid());
+    write_file(path, "{\"name\":\"2024-09\",\"effective_from\":\"2024-09-01\",\"monthly_fee\":550,"
+                     "\"free_months\":2,\"repair_cap\":70000,\"exchange_fees\":[5500,8800],"
+                     "\"max_uses\":2,\"window\":\"contract_year\",\"natural_failure_months\":36,"
+                     "\"registration_days\":14,\"ios_exchange\":false,\"loaner_os\":\"android\"}");
+    cr_assert_eq(policy_add(&d, path, &x), 0, "%s", x.err);
+    for (int i = 0; i < 4; i++)
+        client_open(&c[i], d.port);
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 4; i++) {
+            snprintf(ref, sizeof(ref), "H-%d-%d", round, i);
+            send_claim(&c[i], &d, ref, "2024-10-01");
+        }
+        if (round == 4)
+            daemon_signal(&d, SIGHUP);
+        for (int i = 0; i < 4; i++) {
+            client_expect(&c[i], false, 10000, &r);
+            cr_assert_eq(r.status, 201, "round %d: %d %s", round, r.status, r.body);
+        }
+    }
+    int64_t until = now_ms() + 5000;
+    while (policy_count(&d) != 2 && now_ms() < until)
+        sleep_ms(50);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(policy_count(&d), 2);
+    for (int i = 0; i < 4; i++) {
+        snprintf(ref, sizeof(ref), "N-%d", i);
+        send_claim(&c[i], &d, ref, "2024-10-02");
+        client_expect(&c[i], false, 10000, &r);
+        cr_assert_eq(r.status, 201);
+        cr_assert_str_eq(policy_version_of(&r, version, sizeof(version)), "2024-09");
+        client_close(&c[i]);
+    }
+    unlink(path);
+    daemon_stop(&d);
+}
+
+/* ------------------------------------------------------------------------
+ * A small checker of the Prometheus text exposition format (0.0.4)
+ * ------------------------------------------------------------------------ */
+
+static bool metric_name_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ':' ||
+                  (i > 0 && ch >= '0' && ch <= '9');
+        if (!ok)
+            return false;
+    }
+    return n > 0;
+}
+
+/* {name="value",...}: returns the length, or 0 when malformed. */
+static size_t labels_len(const char *s)
+{
+    size_t i = 1;
+    if (s[0] != '{')
+        return 0;
+    while (s[i] != '}') {
+        size_t n = 0;
+        while (metric_name_ok(s + i, n + 1))
+            n++;
+        if (n == 0 || s[i + n] != '=' || s[i + n + 1] != '"')
+            return 0;
+        i += n + 2;
+        while (s[i] != '"' && s[i] != '\0' && s[i] != '\n')
+            i += s[i] == '\\' ? 2 : 1;
+        if (s[i] != '"')
+            return 0;
+        i++;
+        if (s[i] == ',')
+            i++;
+        else if (s[i] != '}')
+            return 0;
+    }
+    return i + 1;
+}
+
+/* Checks one sample line: NAME[{labels}] VALUE, and that its family was typed. */
+static void check_sample(const char *line, size_t len, const char *typed)
+{
+    size_t n = 0;
+    while (n < len && line[n] != '{' && line[n] != ' ')
+        n++;
+    cr_assert(metric_name_ok(line, n), "bad metric name: %.*s", (int)len, line);
+    char family[128];
+    snprintf(family, sizeof(family), "%.*s", (int)n, line);
+    char *suffix = strstr(family, "_bucket");
+    suffix = suffix != NULL ? suffix : strstr(family, "_sum");
+    suffix = suffix != NULL ? suffix : strstr(family, "_count");
+    if (suffix != NULL && strstr(typed, family) == NULL)
+        *suffix = '\0';
+    char needle[140];
+    snprintf(needle, sizeof(needle), " %s ", family);
+    cr_assert(strstr(typed, needle) != NULL, "no # TYPE before %s", family);
+    size_t i = n;
+    if (line[i] == '{') {
+        size_t l = labels_len(line + i);
+        cr_assert(l > 0, "bad labels: %.*s", (int)len, line);
+        i += l;
+    }
+    cr_assert_eq(line[i], ' ', "%.*s", (int)len, line);
+    char *end;
+    strtod(line + i + 1, &end);
+    cr_assert(end > line + i + 1 && (size_t)(end - line) == len, "bad value: %.*s", (int)len, line);
+}
+
+static void check_exposition(const char *text)
+{
+    static char typed[16384];
+    typed[0] = ' ';
+    typed[1] = '\0';
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        cr_assert_not_null(nl, "the exposition must end with a newline");
+        size_t len = (size_t)(nl - p);
+        if (strncmp(p, "# TYPE ", 7) == 0) {
+            char name[128], type[32];
+            cr_assert_eq(sscanf(p + 7, "%127s %31s", name, type), 2);
+            cr_assert(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
+                          strcmp(type, "histogram") == 0,
+                      "%s", type);
+            strncat(typed, name, sizeof(typed) - strlen(typed) - 3);
+            strcat(typed, " ");
+        } else if (strncmp(p, "# HELP ", 7) != 0) {
+            cr_assert(len > 0 && p[0] != '#', "stray line: %.*s", (int)len, p);
+            check_sample(p, len, typed);
+        }
+        p = nl + 1;
+    }
+}
+
+Test(ops, metrics_follow_the_exposition_format)
+{
+    static struct daemon d;
+    static struct response r;
+    daemon_up(&d, NULL);
+    register_device(&d, "L-5", IMEI_A, 200);
+    ask(&d, "GET", "/nowhere", NULL, NULL, &r);
+    ask(&d, "GET", "/metrics", NULL, NULL, &r);
+    cr_assert_eq(r.status, 200);
+    check_exposition(r.body);
+    cr_assert(strstr(r.body,
+                     "claimd_http_request_duration_seconds_bucket{route=\"/v1/subscriptions\","
+                     "le=\"+Inf\"}") != NULL);
+    daemon_stop(&d);
 }
