@@ -252,8 +252,8 @@ static int submit_claim(struct api_ctx *ctx, struct pipeline_req *q,
     q->api_key_id = ctx->key_id;
     q->done = done;
     q->data = data;
-    pipeline_fingerprint(q);
-    return pipeline_submit(ctx->api->pipeline, q);
+    int rc = pipeline_fingerprint(q);
+    return rc != 0 ? rc : pipeline_submit(ctx->api->pipeline, q);
 }
 
 void api__post_claim(struct api *api, struct http_request *req, struct api_ctx *ctx)
@@ -267,11 +267,14 @@ void api__post_claim(struct api *api, struct http_request *req, struct api_ctx *
         api__field_errors(req, &r);
         return;
     }
+    /*
+     * Handed off first: done() may run before pipeline_submit returns (when
+     * the database fails meanwhile), and req must not be touched after it.
+     */
+    http_request_handed_off(req);
     int rc = submit_claim(ctx, &ctx->claim, claim_decided, ctx);
     if (rc != 0)
         claim_failed(req, rc);
-    else
-        http_request_handed_off(req);
 }
 
 static void quoted(struct store_op *op)

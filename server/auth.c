@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/sha.h>
+#include "pgutil.h"
 
 int auth_init(struct auth *a, uv_loop_t *loop, struct store *store, const int *ttl_ms)
 {
@@ -100,7 +100,8 @@ enum auth_result auth_begin(struct auth *a, const char *header, size_t len, stru
     if (auth_bearer(header, len, &token, &tlen) != 0)
         return AUTH_DENIED;
     chk->auth = a;
-    SHA256((const unsigned char *)token, tlen, chk->hash);
+    if (pgutil_sha256(token, tlen, chk->hash) != 0)
+        return AUTH_UNAVAILABLE;
     a->lookups++;
     struct auth_slot *s = slot_for(a, chk->hash);
     if (s->used && memcmp(s->hash, chk->hash, 32) == 0 && s->expires > uv_now(a->loop)) {

@@ -53,7 +53,8 @@ struct http_conn {
     bool obs_fold;
     char hname[32];
     size_t hname_len;
-    int hwant; /* which header's value is being collected */
+    bool hname_long; /* the current header name is longer than hname holds */
+    int hwant;       /* which header's value is being collected */
     size_t rlen;
     char tail[8]; /* the last bytes parsed before exec_base */
     size_t tail_len;
@@ -200,6 +201,8 @@ static int on_message_begin(llhttp_t *p)
     c->headers_too_big = false;
     c->obs_fold = false;
     c->hwant = H_NONE;
+    c->hname_len = 0;
+    c->hname_long = false;
     c->phase = P_HEAD;
     c->continue_sent = false;
     arm_timer(c, true);
@@ -243,23 +246,27 @@ static int on_version(llhttp_t *p, const char *at, size_t len)
     return head_bytes(conn_of_parser(p), at, len);
 }
 
+/*
+ * Keeps the name while it may be one the server reads (all are short); a
+ * longer one only sets hname_long, whatever pieces it arrives in.
+ */
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = conn_of_parser(p);
-    size_t room = sizeof(c->hname) - 1 - c->hname_len;
-    size_t n = len < room ? len : room;
-    memcpy(c->hname + c->hname_len, at, n);
-    c->hname_len += n;
-    if (n < len)
-        c->hname_len = sizeof(c->hname); /* too long to be one we read */
+    if (!c->hname_long && len <= sizeof(c->hname) - 1 - c->hname_len) {
+        memcpy(c->hname + c->hname_len, at, len);
+        c->hname_len += len;
+    } else {
+        c->hname_long = true;
+    }
     return head_bytes(c, at, len);
 }
 
 static int on_header_field_complete(llhttp_t *p)
 {
     struct http_conn *c = conn_of_parser(p);
-    c->hname[c->hname_len < sizeof(c->hname) ? c->hname_len : sizeof(c->hname) - 1] = '\0';
-    if (c->hname_len >= sizeof(c->hname))
+    c->hname[c->hname_len] = '\0';
+    if (c->hname_long)
         c->hwant = H_NONE;
     else if (strcasecmp(c->hname, "authorization") == 0)
         c->hwant = H_AUTHORIZATION;
@@ -272,6 +279,7 @@ static int on_header_field_complete(llhttp_t *p)
     if (c->hwant == H_AUTHORIZATION)
         c->cur->authorization_seen = true;
     c->hname_len = 0;
+    c->hname_long = false;
     return 0;
 }
 
@@ -486,7 +494,7 @@ static int on_message_complete(llhttp_t *p)
     dispatch(r);
     arm_timer(c, true);
     /* Stop at a message end when the ring is full or nothing more may be read. */
-    if (c->count == HTTP_PIPELINE_MAX || r->_close || c->state != CONN_READING)
+    if (c->count == HTTP_PIPELINE_MAX || r->_close || !r->keep_alive || c->state != CONN_READING)
         return HPE_PAUSED;
     return 0;
 }
@@ -513,7 +521,8 @@ static void parse_error(struct http_conn *c, llhttp_errno_t err)
     stop_reading(c);
     c->state = CONN_DRAINING;
     if (r == NULL || r->_wants) {
-        if (c->count == 0 || r == NULL)
+        /* Between messages: the requests in hand are answered, then it closes. */
+        if (c->count == 0 && c->working == 0)
             conn_close(c);
         return;
     }
@@ -565,6 +574,18 @@ static void feed(struct http_conn *c)
     parse_error(c, err);
 }
 
+/* The request being parsed will never be finished: drop its slot. */
+static void drop_partial(struct http_conn *c)
+{
+    if (c->cur == NULL || c->cur->_wants)
+        return;
+    arena_reset(&c->cur->arena);
+    slot_clear(c->cur);
+    c->count--;
+    c->cur = NULL;
+    c->phase = P_IDLE;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct http_conn *c = h->data;
@@ -575,7 +596,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct http_conn *c = s->data;
     if (nread < 0) {
-        conn_close(c); /* EOF or error: the client is gone */
+        stop_reading(c);
+        /*
+         * EOF may be a half-close after the last request: answer what is in
+         * hand, then close. A half-read request is dropped; on a reset the
+         * answers could not be written anyway.
+         */
+        if (nread != UV_EOF || c->state == CONN_CLOSING) {
+            conn_close(c);
+            return;
+        }
+        drop_partial(c);
+        c->state = CONN_DRAINING;
+        if (c->count == 0 && c->working == 0)
+            conn_close(c);
         return;
     }
     if (nread == 0)
@@ -891,13 +925,7 @@ void http_server_drain(struct http_server *s, void (*drained)(struct http_server
         stop_reading(c);
         if (c->state == CONN_READING)
             c->state = CONN_DRAINING;
-        if (c->cur != NULL && !c->cur->_wants) {
-            /* Half a request will never be finished: drop its slot. */
-            arena_reset(&c->cur->arena);
-            slot_clear(c->cur);
-            c->count--;
-            c->cur = NULL;
-        }
+        drop_partial(c);
         if (c->count == 0 && c->working == 0)
             conn_close(c);
     }

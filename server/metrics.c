@@ -25,7 +25,7 @@ void metrics_register(struct metrics_registry *reg, struct metrics *m)
 {
     int i = atomic_fetch_add(&reg->nloops, 1);
     if (i < METRICS_LOOPS_MAX)
-        reg->loops[i] = m;
+        atomic_store(&reg->loops[i], m);
 }
 
 static int status_index(int status)
@@ -89,8 +89,11 @@ static uint64_t sum(const struct metrics_registry *reg, size_t off)
 {
     uint64_t total = 0;
     int n = atomic_load(&reg->nloops);
-    for (int i = 0; i < n && i < METRICS_LOOPS_MAX; i++)
-        total += get((const metric_t *)(const void *)((const char *)reg->loops[i] + off));
+    for (int i = 0; i < n && i < METRICS_LOOPS_MAX; i++) {
+        const struct metrics *m = atomic_load(&reg->loops[i]);
+        if (m != NULL) /* counted, not yet stored: that loop is still starting */
+            total += get((const metric_t *)(const void *)((const char *)m + off));
+    }
     return total;
 }
 

@@ -41,7 +41,7 @@ struct metrics {
 
 /** Every loop's metrics, for the loop that renders them. */
 struct metrics_registry {
-    struct metrics *loops[METRICS_LOOPS_MAX];
+    _Atomic(struct metrics *) loops[METRICS_LOOPS_MAX]; /* NULL until a loop registered */
     atomic_int nloops;
     const char *const *routes; /* route templates, by index */
     size_t nroutes;

@@ -275,6 +275,8 @@ static int reached_sync(struct pgconn *c)
 /* Everything sent has come back: the job is over, or preparing is. */
 static void became_quiet(struct pgconn *c)
 {
+    if (c->state != PGCONN_BUSY && c->state != PGCONN_PREPARING)
+        return; /* a callback dropped the connection: its reconnection timer runs */
     uv_timer_stop(&c->_timer);
     if (c->state == PGCONN_BUSY)
         finish_job(c, 0);
@@ -303,6 +305,8 @@ static void drain(struct pgconn *c)
             if (c->_queries > 0) {
                 c->_queries--;
                 deliver(c, NULL);
+                if (c->state != PGCONN_BUSY && c->state != PGCONN_PREPARING)
+                    return;
             } else if (++stray > 1) {
                 return;
             }
@@ -323,6 +327,8 @@ static void drain(struct pgconn *c)
         }
         deliver(c, res);
         PQclear(res);
+        if (c->state != PGCONN_BUSY && c->state != PGCONN_PREPARING)
+            return;
     }
     became_quiet(c);
 }
@@ -398,6 +404,19 @@ int pgconn_sync(struct pgconn *c)
         return CLAIMD_EUNAVAIL;
     c->_syncs++;
     return 0;
+}
+
+int pgconn_failure_rc(const char *sqlstate)
+{
+    static const char *const transient[] = {"57014", "55P03", "57P01", "57P02", "57P03",
+                                            "40001", "40P01", "23505", "53"};
+    if (sqlstate == NULL || strncmp(sqlstate, "08", 2) == 0)
+        return CLAIMD_EUNAVAIL;
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
+        if (strncmp(sqlstate, transient[i], strlen(transient[i])) == 0)
+            return CLAIMD_EUNAVAIL;
+    }
+    return CLAIMD_EDB;
 }
 
 const char *pgconn_error(const struct pgconn *c, const PGresult *res)

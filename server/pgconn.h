@@ -132,6 +132,14 @@ CLAIMD_MUSTCHECK int pgconn_flush_request(struct pgconn *c);
 CLAIMD_MUSTCHECK int pgconn_sync(struct pgconn *c);
 
 /**
+ * What a failed transaction means for its caller: CLAIMD_EUNAVAIL (answer
+ * 503, a retry may succeed) for timeouts, lock waits, shutdowns, lost
+ * connections, exhausted resources and conflicts retried to the end;
+ * CLAIMD_EDB for anything else. sqlstate may be NULL or "" (no server error).
+ */
+int pgconn_failure_rc(const char *sqlstate);
+
+/**
  * The server's primary message for a failed result (never its DETAIL, which
  * may quote values), or the connection's last error.
  */

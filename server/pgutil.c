@@ -6,7 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+/*
+ * SHA256_Init/Update/Final on a stack context allocate nothing, where the
+ * one-shot SHA256() and EVP_Digest() of OpenSSL 3 allocate three times a
+ * call: the hot path (key checks, claim fingerprints) hashes with them. They
+ * are the 1.1.1 API, which OpenSSL 3 still ships.
+ */
+#define OPENSSL_API_COMPAT 10101
+#include <openssl/sha.h>
 
 #include "pgutil.h"
 
@@ -84,9 +91,10 @@ int pgutil_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 
 int pgutil_sha256(const void *data, size_t len, unsigned char out[PGUTIL_SHA256_LEN])
 {
-    unsigned int outlen = 0;
+    SHA256_CTX ctx;
 
-    if (EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) != 1 || outlen != PGUTIL_SHA256_LEN)
+    if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, data, len) != 1 ||
+        SHA256_Final(out, &ctx) != 1)
         return -EIO;
     return 0;
 }

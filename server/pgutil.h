@@ -40,7 +40,7 @@ int pgutil_result_ok(const PGresult *r);
  */
 void pgutil_error_line(const PGconn *conn, const PGresult *r, char *err, size_t errlen);
 
-/** SHA-256 of len bytes. Returns 0, or -EIO when libcrypto fails. */
+/** SHA-256 of len bytes, allocating nothing. Returns 0, or -EIO when libcrypto fails. */
 CLAIMD_MUSTCHECK int pgutil_sha256(const void *data, size_t len,
                                    unsigned char out[PGUTIL_SHA256_LEN]);
 

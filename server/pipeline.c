@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/sha.h>
+#include "pgutil.h"
 
 #include "log.h"
 
@@ -349,7 +349,7 @@ static const char *sub_dates(struct batch *b, bool hi)
  * Every window holds its claim's incident and spans at most 12 months, so
  * the uses a claim can count lie within 12 months either side of it: a safe
  * range to read before the subscription's dates are known. After the reads,
- * check_range() confirms it with the core's own adj_history_range.
+ * decide_sub() checks it against the core's own adj_history_range.
  */
 static void history_bounds(struct batch *b)
 {
@@ -572,6 +572,9 @@ static int decide_sub(struct batch *b, size_t k, date_t today)
     memcpy(b->work, b->history + s->hist_start, s->hist_len * sizeof(*b->work));
     struct adj_history h = {b->work, s->hist_len, s->hist_len + n};
     struct adj_facts f = {b->p->policies, s->sub, s->dev, today};
+    struct window need;
+    if (adj_history_range(&f, b->group, n, &need) == 0 && (need.start < s->lo || need.end > s->hi))
+        return CLAIMD_EDB; /* the history read would not hold every use the core counts */
     if (adj_decide_batch(&f, &h, b->group, n, b->outcomes) != 0)
         return CLAIMD_ECAPACITY;
     for (size_t j = 0; j < n; j++) {
@@ -1043,7 +1046,9 @@ static void job_done(struct pgjob *job, int rc)
     if (rc == 0)
         log_msg(LOG_ERROR, "pipeline", "batch of %zu claims failed (SQLSTATE %s)", b->n,
                 b->sqlstate[0] != '\0' ? b->sqlstate : "none");
-    finish(b, rc != 0 ? rc : CLAIMD_EDB);
+    /* A timeout or a conflict retried to the end is worth a retry by the client: 503. */
+    finish(b,
+           rc != 0 ? rc : (b->sqlstate[0] != '\0' ? pgconn_failure_rc(b->sqlstate) : CLAIMD_EDB));
 }
 
 static const struct pgjob_ops batch_ops = {job_start, job_result, job_sync, job_done};
@@ -1095,8 +1100,14 @@ static void form(struct pipeline *p, struct batch *b)
 {
     struct pipeline_req *prev = NULL, *r = p->head;
     size_t nblocked = 0, scanned = 0;
-    b->tenant_id = p->head->tenant_id;
     b->n = b->nsubs = 0;
+    /* The tenant of the first claim that can go: one busy subscription holds back no one else. */
+    const struct pipeline_req *first = p->head;
+    while (first != NULL && subset_has(&p->inflight, first->_sub_hash))
+        first = first->_next;
+    if (first == NULL)
+        return;
+    b->tenant_id = first->tenant_id;
     while (r != NULL && b->n < p->cfg.max_batch && scanned++ < 4 * p->cfg.max_batch) {
         struct pipeline_req *next = r->_next;
         bool ok = r->tenant_id == b->tenant_id && !subset_has(&p->inflight, r->_sub_hash) &&
@@ -1237,7 +1248,7 @@ int pipeline_submit(struct pipeline *p, struct pipeline_req *r)
     return 0;
 }
 
-void pipeline_fingerprint(struct pipeline_req *r)
+int pipeline_fingerprint(struct pipeline_req *r)
 {
     char text[512], incident[DATE_STR_SIZE];
     const struct adj_claim *c = &r->claim;
@@ -1247,7 +1258,7 @@ void pipeline_fingerprint(struct pipeline_req *r)
                      IMEI_LEN, c->imei, incident, adj_cause_name(c->cause),
                      damage != NULL ? damage : "", adj_remedy_name(c->remedy),
                      (long long)c->repair_estimate);
-    SHA256((const unsigned char *)text, (size_t)n, r->fingerprint);
+    return pgutil_sha256(text, (size_t)n, r->fingerprint) == 0 ? 0 : CLAIMD_EDB;
 }
 
 void pipeline_stats(const struct pipeline *p, struct pipeline_stats *out)

@@ -92,8 +92,8 @@ void pipeline_set_today(struct pipeline *p, date_t today);
  */
 CLAIMD_MUSTCHECK int pipeline_submit(struct pipeline *p, struct pipeline_req *r);
 
-/** Fills r->fingerprint: SHA-256 of the claim's canonical fields. */
-void pipeline_fingerprint(struct pipeline_req *r);
+/** Fills r->fingerprint: SHA-256 of the claim's canonical fields. 0 or CLAIMD_EDB. */
+CLAIMD_MUSTCHECK int pipeline_fingerprint(struct pipeline_req *r);
 
 void pipeline_stats(const struct pipeline *p, struct pipeline_stats *out);
 

@@ -118,9 +118,10 @@ static struct policy_gen *load_policies(const char *url, char *err, size_t errle
         return NULL;
     }
     PGresult *res = PQexec(conn, store_policies_sql);
+    bool ok = pgutil_result_ok(res);
     size_t n = 0;
     int rc = CLAIMD_EDB;
-    if (pgutil_result_ok(res))
+    if (ok)
         rc = store_read_policies(res, g->versions, POLICY_VERSIONS_MAX, &n);
     else
         pgutil_error_line(conn, res, err, errlen);
@@ -130,7 +131,7 @@ static struct policy_gen *load_policies(const char *url, char *err, size_t errle
     if (rc == 0 && policy_set_validate(&g->set, NULL) != 0) {
         snprintf(err, errlen, "the stored versions do not form a valid set");
         rc = CLAIMD_EINVAL;
-    } else if (rc == CLAIMD_EDB && pgutil_result_ok(res)) {
+    } else if (rc != 0 && ok) {
         snprintf(err, errlen, "a stored version cannot be read");
     }
     if (rc != 0) {
@@ -263,18 +264,27 @@ static void on_reload(uv_signal_t *h, int signum)
     free_unused_gens(s);
 }
 
+/*
+ * SIGTERM/SIGINT: every loop drains. The signal watchers stay installed (a
+ * second Ctrl-C or a SIGHUP must not kill a draining daemon) but stop holding
+ * the main loop, which returns so that the workers can be joined.
+ */
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct serve *s = h->data;
-    if (s->stopping)
+    if (s->stopping) {
+        log_msg(LOG_INFO, "serve", "signal %d: already draining", signum);
         return;
+    }
     s->stopping = true;
     log_msg(LOG_INFO, "serve", "signal %d: draining %d loops", signum, s->nworkers);
     for (int i = 0; i < s->nworkers; i++)
         worker_stop(&s->workers[i]);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sighup, NULL);
+    uv_signal_stop(&s->sighup);
+    uv_signal_start(&s->sighup, on_signal, SIGHUP);
+    uv_unref((uv_handle_t *)&s->sigterm);
+    uv_unref((uv_handle_t *)&s->sigint);
+    uv_unref((uv_handle_t *)&s->sighup);
 }
 
 static int run_workers(struct serve *s, const int *fds)
@@ -337,6 +347,10 @@ int serve_main(int argc, char **argv)
     uv_run(main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < s.nworkers; i++)
         worker_join(&s.workers[i]);
+    uv_close((uv_handle_t *)&s.sigterm, NULL);
+    uv_close((uv_handle_t *)&s.sigint, NULL);
+    uv_close((uv_handle_t *)&s.sighup, NULL);
+    uv_run(main_loop, UV_RUN_DEFAULT);
     free(s.workers);
     while (s.gen != NULL) {
         struct policy_gen *older = s.gen->older;

@@ -571,8 +571,8 @@ static void op_done(struct pgjob *job, int rc)
     }
     if (rc != 0)
         op->rc = rc;
-    else if (op->_failed && op->rc == 0)
-        op->rc = CLAIMD_EDB;
+    else if (op->_failed && (op->rc == 0 || op->rc == CLAIMD_EDB))
+        op->rc = op->_sqlstate[0] != '\0' ? pgconn_failure_rc(op->_sqlstate) : CLAIMD_EDB;
     if (op->rc == 0 && shows_view(op))
         op->rc = compute_view(op);
     if (op->rc == 0 && op->kind == STORE_QUOTE)

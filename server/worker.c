@@ -28,21 +28,44 @@ static void close_loop_handles(struct worker *w)
     uv_close((uv_handle_t *)&w->drain_timer, on_closed);
 }
 
+/* The loop's modules, in reverse order of their set-up; never from inside their callbacks. */
+static void teardown(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    pipeline_destroy(w->api.pipeline);
+    w->api.pipeline = NULL;
+    if (!w->pool_closing)
+        dbpool_close(&w->pool, pool_closed);
+    w->pool_closing = true;
+    close_loop_handles(w);
+}
+
+/*
+ * The last connection is gone. This may run inside a pipeline or store
+ * callback (the answer that freed the connection), so the teardown waits for
+ * the next turn of the loop.
+ */
 static void drained(struct http_server *s)
 {
     struct worker *w = (struct worker *)((char *)s - offsetof(struct worker, http));
     uv_timer_stop(&w->drain_timer);
-    pipeline_destroy(w->api.pipeline);
-    w->api.pipeline = NULL;
-    dbpool_close(&w->pool, pool_closed);
-    close_loop_handles(w);
+    uv_timer_start(&w->drain_timer, teardown, 0, 0);
 }
 
+/*
+ * drain-timeout-ms passed: the clients are cut off and the database
+ * connections closed, so that work still in flight ends (CLAIMD_EUNAVAIL)
+ * and the loop can exit.
+ */
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct worker *w = t->data;
     log_msg(LOG_WARN, "worker", "loop %d: drain timed out; closing connections", w->index);
     http_server_close_all(&w->http);
+    if (!w->pool_closing) {
+        w->pool_closing = true;
+        dbpool_close(&w->pool, pool_closed);
+    }
 }
 
 /* Takes what worker_reload handed over: reloadable settings and versions. */

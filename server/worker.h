@@ -39,6 +39,7 @@ struct worker {
     _Atomic(const struct policy *) using_policies; /* the versions the loop decides with */
     struct pgconn_config pgcfg;
     struct dbpool pool;
+    bool pool_closing;
     struct api api;
     struct http_config httpcfg;
     struct http_server http;

@@ -218,7 +218,7 @@ void loopdb_claim(struct loopdb *ld, struct pipeline_req *r, const struct loopdb
     r->claim.repair_estimate = c->remedy == ADJ_REMEDY_REPAIR ? c->estimate : -1;
     r->done = claim_done;
     r->data = ld;
-    pipeline_fingerprint(r);
+    cr_assert_eq(pipeline_fingerprint(r), 0);
 }
 
 int loopdb_submit(struct loopdb *ld, size_t i, struct pipeline_req *r)
