@@ -1,10 +1,9 @@
 /*
  * Helpers of the REST API tests: replies of any size, sessions, JSON checks, set-up calls and
  * racing connections. The HTTP harness's response struct holds 16 KiB of body; a batch of
- * 1000 or a history page of 100 needs more, hence a parser of its own here.
+ * 1000 or a history page of 100 needs more, hence a reply struct of its own here (the head
+ * scanning is the harness's).
  */
-#define _GNU_SOURCE
-
 #include "apitest.h"
 
 #include <ctype.h>
@@ -33,43 +32,15 @@ void reply_free(struct reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-static const char *find_crlf2(const char *buf, size_t len)
-{
-    const char *p = memmem(buf, len, "\r\n\r\n", 4);
-    return p;
-}
-
 int reply_header(const struct reply *r, const char *name, char *out, size_t outlen)
 {
-    size_t nlen = strlen(name);
-    int count = 0;
-    if (outlen > 0)
-        out[0] = '\0';
-    const char *line = strstr(r->head, "\r\n");
-    while (line != NULL && line[2] != '\r' && line[2] != '\0') {
-        line += 2;
-        const char *end = strstr(line, "\r\n");
-        if (end == NULL)
-            break;
-        if ((size_t)(end - line) > nlen && strncasecmp(line, name, nlen) == 0 &&
-            line[nlen] == ':') {
-            const char *v = line + nlen + 1, *e = end;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (count++ == 0 && outlen > 0)
-                snprintf(out, outlen, "%.*s", (int)(e - v), v);
-        }
-        line = end;
-    }
-    return count;
+    return response_header_in(r->head, name, out, outlen);
 }
 
 ssize_t reply_parse(const char *buf, size_t len, bool head, struct reply *r)
 {
     char cl[32], *end;
-    const char *hend = find_crlf2(buf, len);
+    const char *hend = response_head_end(buf, len);
     if (hend == NULL)
         return len > RESPONSE_HEAD_MAX ? -1 : 0;
     size_t head_len = (size_t)(hend - buf) + 4;

@@ -593,7 +593,7 @@ size_t request_build(char *out, size_t outlen, const char *method, const char *t
  * Responses
  * ------------------------------------------------------------------------ */
 
-static const char *find_crlf2(const char *buf, size_t len)
+const char *response_head_end(const char *buf, size_t len)
 {
     for (size_t i = 0; i + 3 < len; i++) {
         if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
@@ -602,8 +602,7 @@ static const char *find_crlf2(const char *buf, size_t len)
     return NULL;
 }
 
-/* The value of name in a NUL-terminated head; returns how many lines carry it. */
-static int header_in(const char *head, const char *name, char *out, size_t outlen)
+int response_header_in(const char *head, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
     int count = 0;
@@ -634,7 +633,7 @@ static int header_in(const char *head, const char *name, char *out, size_t outle
 ssize_t response_parse(const char *buf, size_t len, bool head, struct response *r)
 {
     char cl[32], *end;
-    const char *hend = find_crlf2(buf, len);
+    const char *hend = response_head_end(buf, len);
     if (hend == NULL)
         return len > RESPONSE_HEAD_MAX ? -1 : 0;
     size_t head_len = (size_t)(hend - buf) + 4;
@@ -685,7 +684,7 @@ int response_count(const char *buf, size_t len)
 
 int response_header(const struct response *r, const char *name, char *out, size_t outlen)
 {
-    return header_in(r->head, name, out, outlen);
+    return response_header_in(r->head, name, out, outlen);
 }
 
 const char *response_headers(const struct response *r)

@@ -235,6 +235,15 @@ int response_count(const char *buf, size_t len);
  */
 int response_header(const struct response *r, const char *name, char *out, size_t outlen);
 
+/** The "\r\n\r\n" that ends a response head in buf[0..len), or NULL. */
+const char *response_head_end(const char *buf, size_t len);
+
+/**
+ * The value of header name in a NUL-terminated head (status line and header
+ * lines), as response_header does; returns how many lines carry it.
+ */
+int response_header_in(const char *head, const char *name, char *out, size_t outlen);
+
 /** The header lines, without the status line, as received (for HEAD/GET comparisons). */
 const char *response_headers(const struct response *r);
 
