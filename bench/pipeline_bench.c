@@ -3,7 +3,6 @@
  * directly (no HTTP) with K claims kept in flight over the 'bench' tenant of
  * bench/seed.sql; also mean batch size, retries, errors, latency and CPU split.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "dbpool.h"
 #include "log.h"
 #include "pipeline.h"
+#include "procstat.h"
 #include "store.h"
 
 #define SERIES_MAX  16
@@ -272,72 +272,13 @@ out:
  * CPU accounting from /proc (Linux): who burns the two cores
  * ------------------------------------------------------------------------ */
 
-/*
- * utime + stime, in ticks, of /proc/<name>/stat when it is the postmaster or
- * one of its children (backends, WAL writer, checkpointer...); other clusters
- * on the machine (parallel test runs) are left out.
- */
-static unsigned long long cluster_ticks(const char *name, long postmaster)
-{
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%s/stat", name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(line, 1, sizeof(line) - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    char *paren = strrchr(line, ')');
-    long pid = strtol(name, NULL, 10), ppid = 0;
-    unsigned long long utime = 0, stime = 0;
-    /* After ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt. */
-    if (paren == NULL || sscanf(paren + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                                &ppid, &utime, &stime) != 3)
-        return 0;
-    return pid == postmaster || ppid == postmaster ? utime + stime : 0;
-}
-
-static double cluster_seconds(long postmaster)
-{
-    unsigned long long ticks = 0;
-    DIR *d = postmaster > 0 ? opendir("/proc") : NULL;
-    if (d == NULL)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
-            ticks += cluster_ticks(e->d_name, postmaster);
-    }
-    closedir(d);
-    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
-static void machine_seconds(double *busy, double *total)
-{
-    unsigned long long v[8] = {0};
-    FILE *f = fopen("/proc/stat", "r");
-    *busy = *total = 0;
-    if (f == NULL)
-        return;
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n != 8)
-        return;
-    double tck = (double)sysconf(_SC_CLK_TCK), sum = 0;
-    for (int i = 0; i < 8; i++)
-        sum += (double)v[i];
-    *total = sum / tck;
-    *busy = (sum - (double)v[3] - (double)v[4]) / tck; /* minus idle and iowait */
-}
-
 static void cpu_sample(struct cpu_sample *s, long postmaster)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     s->self_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    s->postgres_s = cluster_seconds(postmaster);
-    machine_seconds(&s->machine_busy_s, &s->machine_total_s);
+    s->postgres_s = procstat_cluster_seconds(postmaster);
+    procstat_machine_seconds(&s->machine_busy_s, &s->machine_total_s);
 }
 
 /* ------------------------------------------------------------------------
