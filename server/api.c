@@ -406,16 +406,7 @@ void api__field_errors(struct http_request *req, const struct jsonr *r)
     struct jsonw w;
     jsonw_init(&w, &req->arena, 512);
     jsonw_begin_object(&w);
-    jsonw_key(&w, "type");
-    jsonw_str(&w, "about:blank");
-    jsonw_key(&w, "title");
-    jsonw_str(&w, http_reason(400));
-    jsonw_key(&w, "status");
-    jsonw_int(&w, 400);
-    jsonw_key(&w, "detail");
-    jsonw_str(&w, "the request has invalid members");
-    jsonw_key(&w, "code");
-    jsonw_str(&w, r->errors[0].code);
+    http_problem_members(&w, 400, r->errors[0].code, "the request has invalid members");
     jsonw_key(&w, "errors");
     jsonr_write_errors(r, &w);
     jsonw_end_object(&w);

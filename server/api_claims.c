@@ -354,16 +354,8 @@ static void write_item_problem(struct jsonw *w, int status, const char *code, co
                                const struct jsonr *r)
 {
     jsonw_begin_object(w);
-    jsonw_key(w, "type");
-    jsonw_str(w, "about:blank");
-    jsonw_key(w, "title");
-    jsonw_str(w, http_reason(status));
-    jsonw_key(w, "status");
-    jsonw_int(w, status);
-    jsonw_key(w, "detail");
-    jsonw_str(w, status == 400 ? "the claim has invalid members" : "the claim is refused");
-    jsonw_key(w, "code");
-    jsonw_str(w, code);
+    http_problem_members(w, status, code,
+                         status == 400 ? "the claim has invalid members" : "the claim is refused");
     jsonw_key(w, "claim_ref");
     if (ref != NULL && ref[0] != '\0')
         jsonw_str(w, ref);

@@ -764,9 +764,18 @@ void http_respond_json(struct http_request *req, int status, struct jsonw *w)
     http_respond(req, status, NULL, "application/json", w->buf, w->len);
 }
 
-static const char *problem_title(int status)
+void http_problem_members(struct jsonw *w, int status, const char *code, const char *detail)
 {
-    return http_reason(status);
+    jsonw_key(w, "type");
+    jsonw_str(w, "about:blank");
+    jsonw_key(w, "title");
+    jsonw_str(w, http_reason(status));
+    jsonw_key(w, "status");
+    jsonw_int(w, status);
+    jsonw_key(w, "detail");
+    jsonw_str(w, detail != NULL ? detail : http_reason(status));
+    jsonw_key(w, "code");
+    jsonw_str(w, code);
 }
 
 void http_problem(struct http_request *req, int status, const char *code, const char *detail,
@@ -775,16 +784,7 @@ void http_problem(struct http_request *req, int status, const char *code, const 
     struct jsonw w;
     jsonw_init(&w, &req->arena, 256);
     jsonw_begin_object(&w);
-    jsonw_key(&w, "type");
-    jsonw_str(&w, "about:blank");
-    jsonw_key(&w, "title");
-    jsonw_str(&w, problem_title(status));
-    jsonw_key(&w, "status");
-    jsonw_int(&w, status);
-    jsonw_key(&w, "detail");
-    jsonw_str(&w, detail != NULL ? detail : problem_title(status));
-    jsonw_key(&w, "code");
-    jsonw_str(&w, code);
+    http_problem_members(&w, status, code, detail);
     jsonw_end_object(&w);
     if (w.failed) {
         http_respond(req, status, headers, NULL, NULL, 0);

@@ -164,6 +164,12 @@ void http_respond(struct http_request *req, int status, const char *headers,
 void http_problem(struct http_request *req, int status, const char *code, const char *detail,
                   const char *headers);
 
+/**
+ * Writes the members every problem has (type, title, status, detail, code)
+ * into the object open in w; detail NULL is the status's reason phrase.
+ */
+void http_problem_members(struct jsonw *w, int status, const char *code, const char *detail);
+
 /** Answers with the JSON text of w (application/json). */
 void http_respond_json(struct http_request *req, int status, struct jsonw *w);
 
