@@ -83,14 +83,7 @@ static void looked_up(struct store_op *op)
     chk->cb(chk);
 }
 
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[in[i] >> 4];
-        out[2 * i + 1] = d[in[i] & 15];
-    }
-    out[2 * n] = '\0';
+out[2 * n] = '\0';
 }
 
 enum auth_result auth_begin(struct auth *a, const char *header, size_t len, struct auth_check *chk)
@@ -112,7 +105,7 @@ enum auth_result auth_begin(struct auth *a, const char *header, size_t len, stru
     }
     memset(&chk->op, 0, sizeof(chk->op));
     chk->op.kind = STORE_AUTH;
-    hex(chk->hash, 32, chk->op.ref);
+    pgutil_hex(chk->hash, 32, chk->op.ref);
     chk->op.done = looked_up;
     chk->op.data = chk;
     if (store_submit(a->store, &chk->op) != 0)

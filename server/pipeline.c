@@ -461,14 +461,7 @@ static int read_lock(struct batch *b, const PGresult *res)
     return 0;
 }
 
-static void hex_of(const uint8_t *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
+out[2 * n] = '\0';
 }
 
 /* A stored claim under one of the batch's claim_refs: a replay or a reuse. */
@@ -481,7 +474,7 @@ static int read_existing(struct batch *b, const PGresult *res)
             struct pipeline_req *r = b->reqs[i];
             if (strcmp(r->claim_ref, ref) != 0)
                 continue;
-            hex_of(r->fingerprint, PIPELINE_FINGERPRINT_LEN, hex);
+            pgutil_hex(r->fingerprint, PIPELINE_FINGERPRINT_LEN, hex);
             if (strcmp(hex, PQgetvalue(res, row, 0)) != 0) {
                 b->items[i].state = RS_CONFLICT;
                 continue;
@@ -669,7 +662,7 @@ static void c_sub(struct batch *b, size_t i)
 static void c_fp(struct batch *b, size_t i)
 {
     char hex[2 * PIPELINE_FINGERPRINT_LEN + 1];
-    hex_of(b->reqs[i]->fingerprint, PIPELINE_FINGERPRINT_LEN, hex);
+    pgutil_hex(b->reqs[i]->fingerprint, PIPELINE_FINGERPRINT_LEN, hex);
     put_quoted(b, hex);
 }
 
