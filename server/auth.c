@@ -83,9 +83,6 @@ static void looked_up(struct store_op *op)
     chk->cb(chk);
 }
 
-out[2 * n] = '\0';
-}
-
 enum auth_result auth_begin(struct auth *a, const char *header, size_t len, struct auth_check *chk)
 {
     const char *token;

@@ -461,9 +461,6 @@ static int read_lock(struct batch *b, const PGresult *res)
     return 0;
 }
 
-out[2 * n] = '\0';
-}
-
 /* A stored claim under one of the batch's claim_refs: a replay or a reuse. */
 static int read_existing(struct batch *b, const PGresult *res)
 {
